@@ -1,0 +1,34 @@
+"""keras-compress: prune, distil and quantization-aware-train Keras 3 models,
+convert them to full-integer TFLite, and check and run them on the Edge TPU or CPU.
+
+Submodules (import what you need; nothing heavy is imported here):
+
+    keras_compress.pruning        magnitude pruning (tfmot names)
+    keras_compress.quantization   quantization-aware training (tfmot names)
+    keras_compress.distillation   knowledge distillation on keras.distillation
+    keras_compress.convert        to_tflite, compare
+    keras_compress.datasets       offline datasets and loaders
+"""
+
+from keras_compress.errors import (
+    CalibrationDataError,
+    CompressError,
+    ConfigError,
+    ConversionError,
+    DatasetError,
+    PruningError,
+    QuantizationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompressError",
+    "ConversionError",
+    "CalibrationDataError",
+    "DatasetError",
+    "PruningError",
+    "QuantizationError",
+    "ConfigError",
+    "__version__",
+]
