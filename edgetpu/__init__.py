@@ -1,0 +1,71 @@
+"""edgetpu: check, compile and run .tflite models on the Coral Edge TPU, or on
+the CPU with XNNPACK where no TPU is present.
+
+It plays the role of Google's pycoral (which is not on PyPI; the `pycoral` there
+is an unrelated project) and needs only numpy and a TFLite interpreter package
+(`ai_edge_litert`, else `tflite_runtime`, else `tensorflow.lite`): it never
+imports TensorFlow or Keras itself, so it installs on a Raspberry Pi or a Coral
+board.
+
+    check(model)                  Edge TPU compatibility, before compiling
+    compile(model, out_dir)       run Coral's edgetpu_compiler, parse its report
+    make_interpreter(model)       Edge TPU delegate, or CPU with XNNPACK
+    run(interpreter, x)           quantize, invoke over a batch, dequantize
+    classify(interpreter, x)      top-k (id, score)
+    benchmark(model)              latency statistics in ms
+    list_edge_tpus()              attached Edge TPUs
+
+Names load on first use, so `import edgetpu` is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edgetpu.errors import (
+    CompilerError,
+    CompilerNotFoundError,
+    DelegateError,
+    EdgeTPUError,
+    InputError,
+    InvalidModelError,
+    NoEdgeTPUError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "make_interpreter": "edgetpu.runtime",
+    "run": "edgetpu.runtime",
+    "classify": "edgetpu.runtime",
+    "Class": "edgetpu.runtime",
+    "benchmark": "edgetpu.bench",
+    "check": "edgetpu.compat",
+    "compile": "edgetpu.compiler",
+    "list_edge_tpus": "edgetpu.delegate",
+    "read_model": "edgetpu.model",
+}
+
+__all__ = [
+    *_LAZY,
+    "EdgeTPUError",
+    "InvalidModelError",
+    "InputError",
+    "CompilerNotFoundError",
+    "CompilerError",
+    "DelegateError",
+    "NoEdgeTPUError",
+]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgetpu' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,248 @@
+"""Load a .tflite model and run it: on the Edge TPU when the model is compiled for
+it and a TPU is present, otherwise on the CPU with XNNPACK.
+
+    >>> import edgetpu, numpy as np
+    >>> interpreter = edgetpu.make_interpreter("model.tflite")       # doctest: +SKIP
+    >>> probs = edgetpu.run(interpreter, np.zeros((4, 32, 32, 1)))   # doctest: +SKIP
+    >>> edgetpu.classify(interpreter, x[0], top_k=3)                  # doctest: +SKIP
+    [Class(id=7, score=0.91), ...]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from edgetpu._interpreter import backend
+from edgetpu.errors import InputError, InvalidModelError
+
+__all__ = ["make_interpreter", "run", "classify", "Class", "load_model_bytes", "quantize", "dequantize"]
+
+log = logging.getLogger("edgetpu")
+
+ModelLike = "str | os.PathLike | bytes | bytearray | memoryview"
+
+
+class Class(NamedTuple):
+    """One classification result, as pycoral's ``adapters.classify.Class``."""
+
+    id: int
+    score: float
+
+
+def load_model_bytes(model: Any) -> tuple[bytes, str | None]:
+    """Return ``(flatbuffer bytes, path or None)`` for a path or a buffer, checking the TFLite identifier.
+
+    Raises:
+        InvalidModelError: the file is missing, empty, too short, or not a TFLite flatbuffer.
+    """
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data, path, where = bytes(model), None, "model buffer"
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        where = path
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise InvalidModelError(f"{path}: no such file (expected a .tflite model)") from None
+        except IsADirectoryError:
+            raise InvalidModelError(f"{path}: is a folder, expected a .tflite model file") from None
+        except OSError as e:
+            raise InvalidModelError(f"{path}: cannot read: {e.strerror or e}") from None
+    else:
+        raise InvalidModelError(f"expected a .tflite path or bytes, got {type(model).__name__}")
+    if len(data) < 8:
+        raise InvalidModelError(f"{where}: expected a TFLite flatbuffer, found only {len(data)} bytes")
+    if data[4:8] != b"TFL3":
+        raise InvalidModelError(
+            f"{where}: expected a TFLite flatbuffer (file identifier 'TFL3' at byte 4), found {data[4:8]!r}"
+        )
+    return data, path
+
+
+def make_interpreter(
+    model: Any,
+    device: str | None = None,
+    num_threads: int | None = None,
+    use_xnnpack: bool = True,
+    delegate: Any = None,
+):
+    """Create an allocated interpreter for ``model``.
+
+    A model compiled for the Edge TPU (it holds the ``edgetpu-custom-op``) runs
+    through the Edge TPU delegate on ``device``; where no TPU is present, the CPU
+    model beside it (``foo.tflite`` next to ``foo_edgetpu.tflite``) is used
+    instead and a log line says so, else :class:`~edgetpu.errors.NoEdgeTPUError`
+    names the file to use. Any other model runs on the CPU, with XNNPACK unless
+    ``use_xnnpack=False``.
+
+    Args:
+        model: path to a ``.tflite`` file, or its bytes.
+        device: Edge TPU to use, as pycoral: ``":0"``, ``"usb"``, ``"usb:0"``,
+            ``"pci"``, ``"pci:0"``; ``None`` takes the first.
+        num_threads: CPU threads for the interpreter (and XNNPACK); ``None``
+            lets the runtime choose.
+        use_xnnpack: apply the default XNNPACK delegate on the CPU.
+        delegate: an already loaded delegate to use instead of the Edge TPU one.
+
+    Returns:
+        An interpreter (``ai_edge_litert``, ``tflite_runtime`` or ``tf.lite``)
+        with tensors allocated.
+
+    Raises:
+        InvalidModelError: the model is missing, corrupt or not TFLite.
+        NoEdgeTPUError / DelegateError: a compiled model with no usable TPU.
+    """
+    from edgetpu import delegate as _delegate
+
+    data, path = load_model_bytes(model)
+    where = path or "model buffer"
+    if delegate is not None:
+        delegates, note = [delegate], None
+    else:
+        data, delegates, note = _delegate.plan(data, path, device=device)
+    if note:
+        log.info(note)
+    be = backend()
+    kwargs: dict[str, Any] = {"model_content": data, "experimental_delegates": delegates or None}
+    if num_threads is not None:
+        if int(num_threads) < 1:
+            raise InputError(f"num_threads must be >= 1 or None, got {num_threads!r}")
+        kwargs["num_threads"] = int(num_threads)
+    if not use_xnnpack:
+        if be.OpResolverType is None:
+            raise InputError(f"use_xnnpack=False needs an interpreter package with OpResolverType; {be.name} has none")
+        kwargs["experimental_op_resolver_type"] = be.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = be.Interpreter(**kwargs)
+        interpreter.allocate_tensors()
+    except ValueError as e:
+        raise InvalidModelError(f"{where}: not a valid TFLite model: {e}") from None
+    except RuntimeError as e:
+        raise InvalidModelError(f"{where}: the interpreter could not prepare the model: {str(e).strip()}") from None
+    interpreter.edgetpu_model_path = path
+    return interpreter
+
+
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Quantize float ``x`` with a tensor's scale and zero point, clipping to its dtype's range."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    if not np.issubdtype(dtype, np.integer) or scale == 0:
+        return x.astype(dtype, copy=False)
+    info = np.iinfo(dtype)
+    q = np.round(x / scale + zero_point)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
+    """Float values of a quantized output tensor (float tensors are returned as float32)."""
+    scale, zero_point = detail["quantization"]
+    if np.issubdtype(q.dtype, np.integer) and scale != 0:
+        return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return q.astype(np.float32, copy=False)
+
+
+def _prepare_inputs(interpreter, x, details) -> list[np.ndarray]:
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    where = getattr(interpreter, "edgetpu_model_path", None) or "model"
+    if len(xs) != len(details):
+        raise InputError(f"{where}: the model has {len(details)} input(s), got {len(xs)} array(s)")
+    out = []
+    for a, d in zip(xs, details):
+        a = np.asarray(a)
+        sample_shape = tuple(int(s) for s in d["shape"][1:])
+        if a.ndim == len(sample_shape):  # one sample
+            a = a[None]
+        if tuple(a.shape[1:]) != sample_shape:
+            raise InputError(
+                f"{where}: input {d['name']!r} expects shape (N, {', '.join(map(str, sample_shape))}), received {a.shape}"
+            )
+        want = np.dtype(d["dtype"])
+        if np.issubdtype(a.dtype, np.floating):
+            a = quantize(a, d)
+        elif a.dtype != want:
+            raise InputError(
+                f"{where}: input {d['name']!r} expects {want.name} (or float data to quantize), received {a.dtype.name}"
+            )
+        out.append(a)
+    if len({len(a) for a in out}) != 1:
+        raise InputError(f"{where}: inputs have different batch sizes {[len(a) for a in out]}")
+    return out
+
+
+def run(interpreter, x: Any, *, dequantize_outputs: bool = True):
+    """Run a batch through ``interpreter``, one sample at a time.
+
+    Float inputs are quantized with the input tensor's scale and zero point;
+    integer inputs of the tensor's own dtype pass through. Outputs are
+    dequantized to float32 unless ``dequantize_outputs=False``.
+
+    Args:
+        interpreter: from :func:`make_interpreter`.
+        x: an array ``(N, *input_shape)`` (or one sample ``input_shape``), or a
+            list of such arrays for a model with several inputs.
+
+    Returns:
+        An array ``(N, *output_shape)``, or a list of them for several outputs.
+    """
+    in_details = interpreter.get_input_details()
+    out_details = interpreter.get_output_details()
+    xs = _prepare_inputs(interpreter, x, in_details)
+    n = len(xs[0])
+    model_batch = [int(d["shape"][0]) for d in in_details]
+    if any(b != 1 for b in model_batch):
+        for d in in_details:
+            interpreter.resize_tensor_input(d["index"], [1, *d["shape"][1:]])
+        interpreter.allocate_tensors()
+        out_details = interpreter.get_output_details()
+    outs = [np.empty((n, *d["shape"][1:]), dtype=np.dtype(d["dtype"])) for d in out_details]
+    set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
+    in_idx = [d["index"] for d in in_details]
+    out_idx = [d["index"] for d in out_details]
+    for i in range(n):
+        for idx, a in zip(in_idx, xs):
+            set_tensor(idx, a[i : i + 1])
+        invoke()
+        for o, idx in zip(outs, out_idx):
+            o[i] = get_tensor(idx)[0]
+    if dequantize_outputs:
+        outs = [dequantize(o, d) for o, d in zip(outs, out_details)]
+    return outs[0] if len(outs) == 1 else outs
+
+
+def classify(interpreter, x: Any, top_k: int = 5, threshold: float = 0.0) -> list[Class] | list[list[Class]]:
+    """Top-k classes of one sample (or of each sample of a batch), as pycoral's ``get_classes``.
+
+    Scores are the dequantized output values, highest first; those below
+    ``threshold`` are dropped.
+
+    Returns:
+        For one sample (``x`` without batch axis): a list of :class:`Class`;
+        for a batch: a list of such lists.
+    """
+    if top_k < 1:
+        raise InputError(f"top_k must be >= 1, got {top_k}")
+    details = interpreter.get_input_details()
+    single = np.ndim(x) == len(details[0]["shape"]) - 1
+    scores = run(interpreter, x)
+    if isinstance(scores, list):
+        scores = scores[0]
+    scores = scores.reshape(len(scores), -1)
+    results = []
+    for row in scores:
+        k = min(top_k, row.size)
+        ids = np.argpartition(-row, k - 1)[:k]
+        ids = ids[np.argsort(-row[ids], kind="stable")]
+        results.append([Class(int(i), float(row[i])) for i in ids if row[i] >= threshold])
+    return results[0] if single else results
+
+
+def input_size(interpreter) -> Sequence[int]:
+    """(height, width) of the first input, as pycoral's ``common.input_size``."""
+    shape = interpreter.get_input_details()[0]["shape"]
+    return int(shape[1]), int(shape[2])
