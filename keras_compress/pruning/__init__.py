@@ -1,0 +1,47 @@
+"""Magnitude pruning for Keras 3 in ``model.fit``, with tfmot's names.
+
+Moving from tfmot is a change of import::
+
+    from keras_compress import pruning as sparsity   # was tfmot.sparsity.keras
+
+    model = sparsity.prune_low_magnitude(
+        model, pruning_schedule=sparsity.PolynomialDecay(0.0, 0.8, begin_step=0, end_step=1000))
+    model.compile(...)
+    model.fit(x, y, callbacks=[sparsity.UpdatePruningStep(), sparsity.PruningSummaries("logs")])
+    model = sparsity.strip_pruning(model)
+    sparsity.sparsity_report(model)
+
+Zeros scattered through a kernel shrink the compressed file but make neither
+the Edge TPU nor XNNPACK's int8 kernels faster: for latency remove whole
+filters with :func:`prune_filters`, which returns a physically smaller model.
+
+Modules: ``schedules`` (ConstantSparsity, PolynomialDecay), ``masks`` (mask
+math), ``wrapper`` (PruneLowMagnitude), ``callbacks``, ``prune``, ``strip``,
+``report``, ``structured`` (prune_filters), ``recipes`` (prune and fine-tune
+in one call).
+"""
+
+from keras_compress.pruning.callbacks import PruningSummaries, UpdatePruningStep
+from keras_compress.pruning.masks import m_by_n_mask, magnitude_mask
+from keras_compress.pruning.prune import prune_low_magnitude
+from keras_compress.pruning.report import layer_sparsities, sparsity_report
+from keras_compress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
+from keras_compress.pruning.strip import strip_pruning
+from keras_compress.pruning.wrapper import PruneLowMagnitude, collect_wrappers, is_prunable
+
+__all__ = [
+    "prune_low_magnitude",
+    "strip_pruning",
+    "ConstantSparsity",
+    "PolynomialDecay",
+    "PruningSchedule",
+    "UpdatePruningStep",
+    "PruningSummaries",
+    "sparsity_report",
+    "layer_sparsities",
+    "PruneLowMagnitude",
+    "collect_wrappers",
+    "is_prunable",
+    "magnitude_mask",
+    "m_by_n_mask",
+]

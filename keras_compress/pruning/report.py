@@ -1,0 +1,82 @@
+"""`sparsity_report`: a per-layer table of weights, zeros and sparsity."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_compress.pruning.wrapper import PruneLowMagnitude, prunable_weight_spec
+
+__all__ = ["sparsity_report", "layer_sparsities"]
+
+
+def _rows(model, prefix=""):
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, PruneLowMagnitude):
+            for w, m in zip(layer.prunable_weights(), layer.masks):
+                values = keras.ops.convert_to_numpy(w) * keras.ops.convert_to_numpy(m)
+                yield prefix + layer.name, w.path.split("/")[-1], values, True
+        elif hasattr(layer, "layers"):
+            yield from _rows(layer, prefix + layer.name + "/")
+        else:
+            spec = prunable_weight_spec(layer)
+            if spec is None or not layer.built:
+                continue
+            names, _ = spec
+            weights = layer.get_prunable_weights() if names == ("*",) else [
+                getattr(layer, n) for n in names
+            ]
+            for w in weights:
+                yield prefix + layer.name, w.path.split("/")[-1], keras.ops.convert_to_numpy(w), False
+
+
+def sparsity_report(model, print_fn=print) -> list[dict]:
+    """Prints and returns the sparsity of every prunable weight of ``model``.
+
+    Works on models under pruning (the effective weights ``weight * mask`` are
+    counted) and on plain or stripped models (Dense, Conv, Embedding, ...
+    kernels are counted). Nested models appear as ``outer/inner``.
+
+    Args:
+        model: A Keras model.
+        print_fn: Called with each line of the table; ``None`` prints nothing.
+
+    Returns:
+        One dict per weight: ``layer``, ``weight``, ``weights`` (count),
+        ``zeros``, ``sparsity`` (0..1) and ``pruned`` (wrapped for pruning).
+
+    Example:
+        >>> import keras
+        >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_initializer="zeros")])
+        >>> rows = sparsity_report(m, print_fn=None)
+        >>> rows[0]["layer"], rows[0]["weights"], rows[0]["sparsity"]
+        ('dense', 8, 1.0)
+    """
+    rows = []
+    for layer_name, weight_name, values, pruned in _rows(model):
+        zeros = int(values.size - np.count_nonzero(values))
+        rows.append(
+            {
+                "layer": layer_name,
+                "weight": weight_name,
+                "weights": int(values.size),
+                "zeros": zeros,
+                "sparsity": zeros / max(values.size, 1),
+                "pruned": pruned,
+            }
+        )
+    if print_fn is not None:
+        width = max([len(f"{r['layer']}/{r['weight']}") for r in rows] + [12])
+        print_fn(f"{'layer':<{width}}  {'weights':>10}  {'zeros':>10}  {'sparsity':>8}")
+        for r in rows:
+            name = f"{r['layer']}/{r['weight']}"
+            print_fn(f"{name:<{width}}  {r['weights']:>10}  {r['zeros']:>10}  {r['sparsity']:>8.2%}")
+        total = sum(r["weights"] for r in rows)
+        zeros = sum(r["zeros"] for r in rows)
+        print_fn(f"{'total':<{width}}  {total:>10}  {zeros:>10}  {zeros / max(total, 1):>8.2%}")
+    return rows
+
+
+def layer_sparsities(model) -> dict:
+    """``{layer/weight: sparsity}`` for every prunable weight (no printing)."""
+    return {f"{r['layer']}/{r['weight']}": r["sparsity"] for r in sparsity_report(model, None)}
