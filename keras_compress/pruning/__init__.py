@@ -27,6 +27,7 @@ from keras_compress.pruning.prune import prune_low_magnitude
 from keras_compress.pruning.report import layer_sparsities, sparsity_report
 from keras_compress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
 from keras_compress.pruning.strip import strip_pruning
+from keras_compress.pruning.structured import filter_importance, prune_filters
 from keras_compress.pruning.wrapper import PruneLowMagnitude, collect_wrappers, is_prunable
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "UpdatePruningStep",
     "PruningSummaries",
     "sparsity_report",
+    "prune_filters",
+    "filter_importance",
     "layer_sparsities",
     "PruneLowMagnitude",
     "collect_wrappers",

@@ -114,9 +114,17 @@ class PruningSummaries(keras.callbacks.Callback):
         self._wrappers = collect_wrappers(self.model)
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "pruning"))
 
-    def _log(self):
+    @staticmethod
+    def _scalar(name, value):
+        """A TensorBoard scalar written with core TF (no `tensorboard` package needed)."""
         import tensorflow as tf
 
+        metadata = tf.compat.v1.SummaryMetadata(
+            plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars")
+        )
+        tf.summary.write(name, tf.constant(value, tf.float32), metadata=metadata)
+
+    def _log(self):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         total = zeros = 0
         with self._writer.as_default(step=step):
@@ -124,13 +132,11 @@ class PruningSummaries(keras.callbacks.Callback):
                 for mask, threshold in zip(w.masks, w.thresholds):
                     m = keras.ops.convert_to_numpy(mask)
                     name = f"pruning/{w.layer.name}/{mask.path.split('/')[-1][: -len('_mask')]}"
-                    tf.summary.scalar(f"{name}/sparsity", 1.0 - float(np.mean(m)))
-                    tf.summary.scalar(
-                        f"{name}/threshold", float(keras.ops.convert_to_numpy(threshold))
-                    )
+                    self._scalar(f"{name}/sparsity", 1.0 - float(np.mean(m)))
+                    self._scalar(f"{name}/threshold", float(keras.ops.convert_to_numpy(threshold)))
                     total += m.size
                     zeros += int(m.size - np.count_nonzero(m))
-            tf.summary.scalar("pruning/sparsity", zeros / max(total, 1))
+            self._scalar("pruning/sparsity", zeros / max(total, 1))
         self._writer.flush()
 
     def on_train_batch_end(self, batch, logs=None):
