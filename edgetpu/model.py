@@ -42,6 +42,7 @@ __all__ = [
     "Operator",
     "Subgraph",
     "Tensor",
+    "is_compiled",
     "read_model",
 ]
 
@@ -513,3 +514,36 @@ def _parse(data: bytes, name: str) -> Model:
         _data=data,
         _buffer_spans=tuple(spans),
     )
+
+
+def is_compiled(model: ModelSource) -> bool:
+    """True when the model holds ``edgetpu-custom-op`` (compiled by ``edgetpu_compiler``).
+
+    Reads only the operator-code table, so it is cheap even for large models.
+
+    Raises:
+        InvalidModelError: the input is not a readable .tflite model.
+    """
+    if isinstance(model, Model):
+        return model.has_edgetpu_custom_op
+    data, name = _read_source(model)
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise InvalidModelError(
+            f"{name}: not a TFLite model: expected a TFLite flatbuffer with file identifier "
+            f'"TFL3" at bytes 4-8, found {_describe_found(data)}'
+        )
+    try:
+        root = _schema().Model.GetRootAs(data, 0)
+        n = _Guard(name, len(data)).length(root.OperatorCodesLength(), "operator_codes")
+        for i in range(n):
+            code = root.OperatorCodes(i).CustomCode()
+            if code is not None and _str(code) == EDGETPU_CUSTOM_OP:
+                return True
+        return False
+    except InvalidModelError:
+        raise
+    except Exception as e:
+        raise InvalidModelError(
+            f"{name}: truncated or corrupt TFLite flatbuffer ({len(data)} bytes): reading it failed with "
+            f"{type(e).__name__}: {e}"
+        ) from None
