@@ -218,8 +218,9 @@ def run(interpreter, x: Any, *, dequantize_outputs: bool = True):
 def classify(interpreter, x: Any, top_k: int = 5, threshold: float = 0.0) -> list[Class] | list[list[Class]]:
     """Top-k classes of one sample (or of each sample of a batch), as pycoral's ``get_classes``.
 
-    Scores are the dequantized output values, highest first; those below
-    ``threshold`` are dropped.
+    Scores are the dequantized output values, highest first (probabilities
+    for a softmax output, logits otherwise: pass ``threshold=float("-inf")``
+    to keep negative logits); those below ``threshold`` are dropped.
 
     Returns:
         For one sample (``x`` without batch axis): a list of :class:`Class`;

@@ -212,10 +212,8 @@ def to_tflite(
         except CalibrationDataError:
             raise
         except Exception as e:  # the converter raises many types (ConverterError, ValueError, RuntimeError)
-            msg = str(e).strip().splitlines()
-            detail = " | ".join(line.strip() for line in msg[-6:] if line.strip())
             raise ConversionError(
-                f"converting model {model.name!r} to TFLite ({mode.value}) failed: {type(e).__name__}: {detail}"
+                f"converting model {model.name!r} to TFLite ({mode.value}) failed: {type(e).__name__}: {_converter_reason(e)}"
             ) from e
         data = out.read_bytes()
 
@@ -224,6 +222,22 @@ def to_tflite(
     if path is not None:
         atomic_write_bytes(path, data)
     return data
+
+
+def _converter_reason(e: Exception) -> str:
+    """The converter's own reason, without its MLIR dumps: its "error:" lines and the unsupported-op list."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    keep: list[str] = []
+    for line in lines:
+        if "error: " in line:
+            text = line.split("error: ", 1)[1].strip()
+        elif line.startswith("TF Select ops:") or "not supported by the native TFLite runtime" in line:
+            text = line
+        else:
+            continue
+        if text and text not in keep and not text.startswith("failed while converting"):
+            keep.append(text)
+    return " | ".join(keep[:4]) if keep else " | ".join(lines[-3:])
 
 
 def _report_edgetpu(data: bytes, name: str) -> None:
