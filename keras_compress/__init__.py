@@ -8,6 +8,7 @@ Submodules (import what you need; nothing heavy is imported here):
     keras_compress.distillation   knowledge distillation on keras.distillation
     keras_compress.convert        to_tflite, compare
     keras_compress.datasets       offline datasets and loaders
+    keras_compress.recipes        recipes; ``keras_compress.compress(recipe)`` runs one end to end
 """
 
 from keras_compress.errors import (
@@ -30,5 +31,15 @@ __all__ = [
     "PruningError",
     "QuantizationError",
     "ConfigError",
+    "compress",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # `compress` pulls in TensorFlow through the pipeline: load it on first use only.
+    if name == "compress":
+        from keras_compress.recipes import compress
+
+        return compress
+    raise AttributeError(f"module 'keras_compress' has no attribute {name!r}")

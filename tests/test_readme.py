@@ -1,0 +1,30 @@
+"""The README's Python quickstart runs as written; its two commands are what .ci/run runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_quickstart_runs_as_written(tmp_path):
+    block = re.search(r"<!-- quickstart:.*?-->\s*```python\n(.*?)```", README, re.S)
+    assert block, "README lost its quickstart block"
+    r = subprocess.run([sys.executable, "-c", block.group(1)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = re.search(r"int8: ([\d.]+)% accuracy", r.stdout)
+    assert m and float(m.group(1)) > 80, r.stdout
+    assert "CONV_2D" in r.stdout  # the Edge TPU check table
+    assert (tmp_path / "digits_int8.tflite").exists()
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = [line for line in ci.splitlines() if "pytest" in line and not line.lstrip().startswith("#")]
+    assert len(command) == 1
+    assert command[0].strip() in README
+    assert README.count("python3 -m venv .venv && ") == 2  # exactly the two set-up commands
