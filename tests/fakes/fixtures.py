@@ -1,0 +1,93 @@
+"""Session fixtures shared by the edgetpu test files (import them into a test module).
+
+Real conversions go through keras_compress.convert.to_tflite(target="edgetpu"),
+the route the issue's "Done when" names; each costs seconds (MobileNetV2 224
+~20 s on 2 cores), so every model is converted at most once per session, and
+only when a test asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FAKES = Path(__file__).resolve().parent
+
+
+def _rep(model, n=4):
+    shape = tuple(model.inputs[0].shape[1:])
+    return np.random.default_rng(0).uniform(-1, 1, size=(n,) + shape).astype("float32")
+
+
+_BUILDERS = {
+    # name: (model builder, to_tflite kwargs)
+    "mobilenet_v2_224": ("mobilenet_v2_224", {"target": "edgetpu"}),
+    "mobilenet_v1_style": ("mobilenet_v1_style", {"target": "edgetpu"}),
+    "resnet_style": ("resnet_style", {"target": "edgetpu"}),
+    "mobilenet_v3_small": ("mobilenet_v3_small", {"target": "edgetpu"}),
+    "leaky_relu": ("leaky_relu_model", {"target": "edgetpu"}),
+    "tiny_int8": ("tiny_cnn", {"target": "edgetpu"}),
+    "tiny_uint8": ("tiny_cnn", {"target": "edgetpu", "input_type": "uint8", "output_type": "uint8"}),
+    "tiny_float_io": ("tiny_cnn", {"input_type": "float32", "output_type": "float32"}),
+    "tiny_float": ("tiny_cnn", {"quantization": "float32"}),
+    "tiny_dynamic_batch": ("tiny_cnn", {"batch_size": None}),
+}
+
+
+class _Models:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __call__(self, name: str) -> Path:
+        path = self.root / f"{name}.tflite"
+        if not path.exists():
+            import keras
+
+            from fakes import tf_models
+            from keras_compress.convert import to_tflite
+
+            builder, kwargs = _BUILDERS[name]
+            keras.utils.set_random_seed(0)
+            model = getattr(tf_models, builder)()
+            kw = dict(kwargs)
+            if kw.get("quantization") != "float32":
+                kw["representative_data"] = _rep(model)
+            data = to_tflite(model, verbose=False, **kw)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return path
+
+
+@pytest.fixture(scope="session")
+def tflite_model(tmp_path_factory):
+    """``tflite_model("mobilenet_v2_224")`` -> Path of a converted model (built on first use)."""
+    return _Models(tmp_path_factory.mktemp("edgetpu_models"))
+
+
+@pytest.fixture(scope="session")
+def fake_compiler(tmp_path_factory) -> Path:
+    """An executable that runs tests/fakes/edgetpu_compiler with this Python (so it can import edgetpu)."""
+    d = tmp_path_factory.mktemp("fake_compiler_bin")
+    exe = d / "edgetpu_compiler"
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKES / "edgetpu_compiler"}" "$@"\n')
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return exe
+
+
+@pytest.fixture(scope="session")
+def fake_libedgetpu(tmp_path_factory) -> Path:
+    """A tiny C library with libedgetpu's device-listing C API (edgetpu_c.h), built with the system C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed to build the fake libedgetpu"
+    d = tmp_path_factory.mktemp("fake_libedgetpu")
+    out = d / "libedgetpu.so.1"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(FAKES / "fake_libedgetpu.c")], check=True)
+    return out
