@@ -1,0 +1,63 @@
+"""Shared helpers for the quantization tests: tiny fixtures, conversion, graph checks."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def convert_qat(model, *, input_type="int8", output_type="int8") -> bytes:
+    """Full-int8 TFLite from a QAT model's own ranges (no representative data).
+
+    The converter reads the ranges from the FakeQuant ops. ``supported_ops`` is
+    left at its default: TFLite's Python front end refuses
+    ``TFLITE_BUILTINS_INT8`` without a representative dataset before it looks
+    at the graph; :func:`float_ops` then checks that every op is int8.
+    """
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32)]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.tflite"
+        kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+        if input_type != "float32":
+            kwargs["inference_input_type"] = tf.as_dtype(input_type)
+        if output_type != "float32":
+            kwargs["inference_output_type"] = tf.as_dtype(output_type)
+        model.export(str(out), format="litert", input_signature=spec, verbose=False, **kwargs)
+        return out.read_bytes()
+
+
+def ops_and_types(blob: bytes):
+    """[(op name, [input dtypes], [output dtypes])] of the main subgraph."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(blob, 0)
+    names = {v: k for k, v in schema.BuiltinOperator.__dict__.items() if not k.startswith("_")}
+    types = {v: k for k, v in schema.TensorType.__dict__.items() if not k.startswith("_")}
+    g = m.subgraphs[0]
+    out = []
+    for op in g.operators:
+        code = m.operatorCodes[op.opcodeIndex]
+        b = max(code.builtinCode, code.deprecatedBuiltinCode)
+        ins = [types[g.tensors[i].type] for i in op.inputs if i >= 0]
+        outs = [types[g.tensors[i].type] for i in op.outputs]
+        out.append((names[b], ins, outs))
+    return out
+
+
+def float_ops(blob: bytes):
+    """Ops that touch a float tensor, or Quantize/Dequantize ops (should be none in a full-int8 model)."""
+    bad = []
+    for name, ins, outs in ops_and_types(blob):
+        if name in ("DEQUANTIZE",) or any(t.startswith("FLOAT") for t in ins + outs):
+            bad.append((name, ins, outs))
+    return bad
+
+
+def run_tflite(blob: bytes, x: np.ndarray) -> np.ndarray:
+    import edgetpu
+
+    return np.asarray(edgetpu.run(edgetpu.make_interpreter(blob), x))
