@@ -123,3 +123,13 @@ def test_block_mask_prunes_whole_blocks():
     blocks = mask.reshape(4, 2, 2, 3)
     assert np.all(blocks.min(axis=(1, 3)) == blocks.max(axis=(1, 3)))
     assert mask.mean() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("module", ["schedules", "masks", "prune", "report", "strip", "structured", "wrapper"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"keras_compress.pruning.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -24,6 +24,7 @@ in one call).
 from keras_compress.pruning.callbacks import PruningSummaries, UpdatePruningStep
 from keras_compress.pruning.masks import m_by_n_mask, magnitude_mask
 from keras_compress.pruning.prune import prune_low_magnitude
+from keras_compress.pruning.recipes import filter_prune_and_finetune, prune_and_finetune
 from keras_compress.pruning.report import layer_sparsities, sparsity_report
 from keras_compress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
 from keras_compress.pruning.strip import strip_pruning
@@ -47,4 +48,6 @@ __all__ = [
     "is_prunable",
     "magnitude_mask",
     "m_by_n_mask",
+    "prune_and_finetune",
+    "filter_prune_and_finetune",
 ]

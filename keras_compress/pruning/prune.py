@@ -3,11 +3,11 @@
 Example:
     >>> import keras
     >>> from keras_compress.pruning import prune_low_magnitude, PolynomialDecay
-    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4),
-    ...                           keras.layers.ReLU(), keras.layers.Dense(2)])
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="a"),
+    ...                           keras.layers.ReLU(name="r"), keras.layers.Dense(2, name="b")])
     >>> pruned = prune_low_magnitude(model, PolynomialDecay(0.0, 0.8, 0, 100, frequency=10))
     >>> [layer.name for layer in pruned.layers]
-    ['prune_low_magnitude_dense', 're_lu', 'prune_low_magnitude_dense_1']
+    ['prune_low_magnitude_a', 'r', 'prune_low_magnitude_b']
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def prune_low_magnitude(
             subclassed, or an argument is invalid (the message names it).
 
     Example:
-        >>> layer = prune_low_magnitude(keras.layers.Dense(3))
+        >>> layer = prune_low_magnitude(keras.layers.Dense(3, name="fc"))
         >>> type(layer).__name__, layer.name
-        ('PruneLowMagnitude', 'prune_low_magnitude_dense_2')
+        ('PruneLowMagnitude', 'prune_low_magnitude_fc')
     """
     if pruning_schedule is None:
         pruning_schedule = ConstantSparsity(0.5, 0)

@@ -47,10 +47,11 @@ def sparsity_report(model, print_fn=print) -> list[dict]:
 
     Example:
         >>> import keras
-        >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_initializer="zeros")])
+        >>> m = keras.Sequential([keras.Input((4,)),
+        ...                       keras.layers.Dense(2, kernel_initializer="zeros", name="fc")])
         >>> rows = sparsity_report(m, print_fn=None)
         >>> rows[0]["layer"], rows[0]["weights"], rows[0]["sparsity"]
-        ('dense', 8, 1.0)
+        ('fc', 8, 1.0)
     """
     rows = []
     for layer_name, weight_name, values, pruned in _rows(model):

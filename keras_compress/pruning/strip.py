@@ -29,8 +29,8 @@ def strip_pruning(model):
     Example:
         >>> import keras
         >>> from keras_compress.pruning import prune_low_magnitude, strip_pruning
-        >>> pruned = prune_low_magnitude(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
-        >>> [type(l).__name__ for l in strip_pruning(pruned).layers]
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> [type(l).__name__ for l in strip_pruning(prune_low_magnitude(model)).layers]
         ['Dense']
     """
     if isinstance(model, PruneLowMagnitude):
