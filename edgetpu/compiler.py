@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 MAPPED = "Mapped to Edge TPU"
+#: Seconds the process may run past ``timeout_s`` before it is killed.
+KILL_GRACE_S = 30.0
 
 INSTALL_HINT = (
     "edgetpu_compiler runs only on x86-64 Linux and comes from Coral's Debian repository: "
@@ -450,12 +452,12 @@ def compile(  # noqa: A001 - the public name mirrors the compiler's verb
         try:
             proc = subprocess.run(
                 cmd, cwd=tmpd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                errors="replace", timeout=float(timeout_s) + 30, check=False,
+                errors="replace", timeout=float(timeout_s) + KILL_GRACE_S, check=False,
             )
         except subprocess.TimeoutExpired as e:
             so = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             err = CompilerError(
-                f"edgetpu_compiler did not finish on {fname} within {timeout_s:g} s (+30 s grace) and was stopped; "
+                f"edgetpu_compiler did not finish on {fname} within {timeout_s:g} s (+{KILL_GRACE_S:g} s grace) and was stopped; "
                 "raise timeout_s, or reduce the model's activations"
             )
             err.kind, err.stdout, err.returncode, err.compiler_message = "timeout", so, None, "killed after timeout"
