@@ -53,3 +53,19 @@ def test_int8_rows_have_edgetpu_prediction(demo):
     _, rows, _ = demo
     assert rows["int8_ptq"]["edgetpu_mapped"] == 1.0
     assert "edgetpu_mapped" not in rows["float32"]
+
+
+def test_pruned_row(demo):
+    """Issue 3's figures on the demo CNN: 80% sparse within 1 point, int8 gzip <= 1/10 of float32 gzip."""
+    _, rows, _ = demo
+    f32, pruned = rows["float32"], rows["pruned_int8"]
+    assert abs(pruned["sparsity"] - 0.8) <= 0.01
+    assert pruned["accuracy"] >= f32["accuracy"] - 0.01
+    assert pruned["gzip_bytes"] <= f32["gzip_bytes"] / 10
+
+
+def test_filter_pruned_row_is_physically_smaller(demo):
+    _, rows, _ = demo
+    small = rows["filter_pruned_int8"]
+    assert small["size_bytes"] < 0.6 * rows["int8_ptq"]["size_bytes"]
+    assert small["accuracy"] >= rows["float32"]["accuracy"] - 0.03
