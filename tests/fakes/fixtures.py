@@ -66,10 +66,20 @@ class _Models:
         return path
 
 
+_SHARED = {}
+
+
 @pytest.fixture(scope="session")
 def tflite_model(tmp_path_factory):
-    """``tflite_model("mobilenet_v2_224")`` -> Path of a converted model (built on first use)."""
-    return _Models(tmp_path_factory.mktemp("edgetpu_models"))
+    """``tflite_model("mobilenet_v2_224")`` -> Path of a converted model (built on first use).
+
+    Importing a fixture into several test modules gives each module its own
+    session instance, so the models themselves are kept in one folder per
+    process: each conversion runs once per test session.
+    """
+    if "models" not in _SHARED:
+        _SHARED["models"] = _Models(tmp_path_factory.mktemp("edgetpu_models"))
+    return _SHARED["models"]
 
 
 @pytest.fixture(scope="session")
