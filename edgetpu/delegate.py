@@ -241,7 +241,7 @@ def plan(model_bytes: bytes, model_path: Optional[str], device: Optional[str] = 
     """
     where = model_path or "model buffer"
     spec = validate_device(device)
-    if not is_compiled(model_bytes):
+    if not is_compiled(model_bytes, name=where):
         note = f"{where}: not compiled for the Edge TPU; running on the CPU (XNNPACK)"
         if device is not None:
             note += f"; device {device!r} ignored"
@@ -273,7 +273,7 @@ def plan(model_bytes: bytes, model_path: Optional[str], device: Optional[str] = 
     cpu = cpu_model_for(model_path)
     if cpu is not None and cpu.is_file():
         data = cpu.read_bytes()
-        if not is_compiled(data):
+        if not is_compiled(data, name=str(cpu)):
             note = f"{where}: {why}; running the CPU model {cpu} beside it instead (XNNPACK)"
             log.warning(note)
             return data, [], note

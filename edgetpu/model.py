@@ -516,17 +516,19 @@ def _parse(data: bytes, name: str) -> Model:
     )
 
 
-def is_compiled(model: ModelSource) -> bool:
+def is_compiled(model: ModelSource, name: Optional[str] = None) -> bool:
     """True when the model holds ``edgetpu-custom-op`` (compiled by ``edgetpu_compiler``).
 
     Reads only the operator-code table, so it is cheap even for large models.
+    ``name`` is the file the bytes came from, for error messages.
 
     Raises:
         InvalidModelError: the input is not a readable .tflite model.
     """
     if isinstance(model, Model):
         return model.has_edgetpu_custom_op
-    data, name = _read_source(model)
+    data, source = _read_source(model)
+    name = name or source
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         raise InvalidModelError(
             f"{name}: not a TFLite model: expected a TFLite flatbuffer with file identifier "

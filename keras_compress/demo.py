@@ -76,7 +76,7 @@ class DemoContext:
 
         path = atomic_write_bytes(self.out_dir / f"{variant}.tflite", tflite)
         row = measure_tflite(variant, tflite, self.x_test, self.y_test, file=path.name, **extra)
-        row.update(_edgetpu_columns(tflite, extra.get("mode")))
+        row.update(_edgetpu_columns(path, extra.get("mode")))
         self.rows.append(row)
         _progress(
             f"  {variant}: accuracy {row['accuracy']:.2%}, {row['size_bytes'] / 1024:.1f} KiB, "
@@ -85,14 +85,29 @@ class DemoContext:
         return row
 
 
-def _edgetpu_columns(tflite: bytes, mode: str | None) -> dict:
-    """Predicted fraction of ops on the Edge TPU (int8 models only)."""
+def _edgetpu_columns(tflite_path: Path, mode: str | None) -> dict:
+    """Edge TPU columns of an int8 row: predicted fraction of ops on the TPU, and
+    the compiler's own count where ``edgetpu_compiler`` is installed."""
     if mode != "int8":
         return {}
     from edgetpu.compat import check
+    from edgetpu.compiler import compile as compile_model
+    from edgetpu.compiler import find_compiler
+    from edgetpu.errors import CompilerError, CompilerNotFoundError
 
-    result = check(tflite)
-    return {"edgetpu_mapped": result.fraction_mapped}
+    cols: dict[str, Any] = {"edgetpu_mapped": check(tflite_path).fraction_mapped}
+    try:
+        find_compiler()
+    except CompilerNotFoundError:
+        cols["edgetpu_compiled"] = "no compiler"
+        return cols
+    try:
+        result = compile_model(tflite_path, tflite_path.parent / "edgetpu")
+        cols["edgetpu_compiled"] = f"{result.ops_on_tpu}/{result.ops_on_tpu + result.ops_on_cpu} on TPU"
+        cols["edgetpu_on_chip_bytes"] = result.on_chip_bytes
+    except CompilerError as e:
+        cols["edgetpu_compiled"] = f"failed: {str(e).splitlines()[0][:60]}"
+    return cols
 
 
 def _progress(msg: str) -> None:

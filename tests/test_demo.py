@@ -69,3 +69,31 @@ def test_filter_pruned_row_is_physically_smaller(demo):
     small = rows["filter_pruned_int8"]
     assert small["size_bytes"] < 0.6 * rows["int8_ptq"]["size_bytes"]
     assert small["accuracy"] >= rows["float32"]["accuracy"] - 0.03
+
+
+def test_edgetpu_columns_with_and_without_compiler(tmp_path, monkeypatch, small_tflite):
+    """The demo's TPU columns: the prediction always; the compiler's count where one is installed."""
+    import sys
+    from pathlib import Path
+
+    from keras_compress.demo import _edgetpu_columns
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(small_tflite["int8"])
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("EDGETPU_COMPILER", raising=False)
+    cols = _edgetpu_columns(model, "int8")
+    assert cols == {"edgetpu_mapped": 1.0, "edgetpu_compiled": "no compiler"}
+    assert _edgetpu_columns(model, "float32") == {}
+
+    fake = Path(__file__).parent / "fakes" / "edgetpu_compiler"
+    exe = tmp_path / "edgetpu_compiler"
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("EDGETPU_COMPILER", str(exe))
+    cols = _edgetpu_columns(model, "int8")
+    n_ops = cols["edgetpu_compiled"].split("/")[1].split()[0]
+    assert cols["edgetpu_compiled"] == f"{n_ops}/{n_ops} on TPU"
+    assert (tmp_path / "edgetpu" / "m_edgetpu.tflite").exists()
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "internal")
+    assert _edgetpu_columns(model, "int8")["edgetpu_compiled"].startswith("failed: ")
