@@ -70,6 +70,14 @@ class DistillationError(CompressError, ValueError):
     """Teacher, student or a distillation setting cannot work together."""
 
 
+def _is_kl(loss) -> bool:
+    return (
+        loss is keras.losses.kl_divergence
+        or isinstance(loss, keras.losses.KLDivergence)
+        or getattr(loss, "__name__", None) in ("kl_divergence", "kld", "KLD")
+    )
+
+
 def _inner(layer):
     """The layer a pruning / QAT / other ``Wrapper`` holds (recursively), else the layer."""
     seen = 0
@@ -77,6 +85,12 @@ def _inner(layer):
         layer = layer.layer
         seen += 1
     return layer
+
+
+def _zscore(logits):
+    mean = ops.mean(logits, axis=-1, keepdims=True)
+    std = ops.std(logits, axis=-1, keepdims=True)
+    return (logits - mean) / (std + 1e-6)
 
 
 def outputs_probabilities(model) -> bool:
@@ -126,25 +140,45 @@ class LogitsDistillation(keras.distillation.LogitsDistillation):
         >>> t = np.array([[2.0, 0.0, -2.0]], "float32")
         >>> round(float(LogitsDistillation(4.0).compute_loss(t, t)), 6)
         0.0
+        >>> round(float(LogitsDistillation(1.0).compute_loss(t, t[:, ::-1])), 3)  # KL(p || reversed p)
+        3.404
     """
 
-    def __init__(self, temperature=4.0, loss="kl_divergence", teacher_from_logits=None, student_from_logits=None):
+    def __init__(
+        self, temperature=4.0, loss="kl_divergence", teacher_from_logits=None, student_from_logits=None, standardize=False
+    ):
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
             raise DistillationError(f"temperature: expected a number > 0, got {temperature!r}")
         super().__init__(temperature=float(temperature), loss=loss)
         self.teacher_from_logits = teacher_from_logits
         self.student_from_logits = student_from_logits
+        self.standardize = bool(standardize)
 
     def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
         if self.teacher_from_logits is False:
             teacher_outputs = ops.log(ops.clip(teacher_outputs, _EPS, 1.0))
         if self.student_from_logits is False:
             student_outputs = ops.log(ops.clip(student_outputs, _EPS, 1.0))
+        if self.standardize:
+            teacher_outputs, student_outputs = _zscore(teacher_outputs), _zscore(student_outputs)
+        if _is_kl(self.loss) and not isinstance(teacher_outputs, (list, tuple, dict)):
+            # keras.losses.get("kl_divergence") is the *function*, which the
+            # Keras class tests with isinstance(KLDivergence): its softmax branch
+            # is skipped and KL runs on clipped raw logits (Keras 3.15). Compute
+            # Hinton's term here, with log-softmax for stability.
+            t = ops.log_softmax(ops.divide(teacher_outputs, self.temperature), axis=-1)
+            s = ops.log_softmax(ops.divide(student_outputs, self.temperature), axis=-1)
+            kl = ops.sum(ops.exp(t) * (t - s), axis=-1)
+            return ops.mean(kl) * (self.temperature**2)
         return super().compute_loss(teacher_outputs, student_outputs, **kwargs)
 
     def get_config(self):
         config = super().get_config()
-        config.update(teacher_from_logits=self.teacher_from_logits, student_from_logits=self.student_from_logits)
+        config.update(
+            teacher_from_logits=self.teacher_from_logits,
+            student_from_logits=self.student_from_logits,
+            standardize=self.standardize,
+        )
         return config
 
     @classmethod
