@@ -50,11 +50,21 @@ def pareto_front(points: Iterable[tuple[float, float]]) -> list[int]:
     return front
 
 
+#: Name prefixes that pruning / QAT wrappers add (tfmot's convention), removed so variants line up.
+_WRAPPER_PREFIX = re.compile(r"^(quant_|prune_low_magnitude_)+")
+
+
 def layer_name(*names: str) -> str:
     """A short layer name from TFLite tensor names (``"model_1/conv1_1/Relu;..."`` -> ``"conv1"``).
 
     The first name holding a ``/`` path wins; the Keras layer is the path's
-    second component, with the ``_1`` suffix that tracing adds removed.
+    second component, with the ``_1`` suffix that tracing adds and the
+    ``quant_`` / ``prune_low_magnitude_`` prefixes of wrappers removed.
+
+    Example:
+        >>> layer_name("model_1/quant_conv1_1/Relu;model_1/quant_conv1_1/BiasAdd")
+        'conv1'
+    
     """
     for name in names:
         if not name:
@@ -62,7 +72,7 @@ def layer_name(*names: str) -> str:
         first = name.split(";")[0]
         parts = [p for p in first.split("/") if p]
         if len(parts) >= 2:
-            return re.sub(r"_\d+$", "", parts[1])
+            return _WRAPPER_PREFIX.sub("", re.sub(r"_\d+$", "", parts[1]))
     return (names[0] or "?").split(";")[0] if names else "?"
 
 

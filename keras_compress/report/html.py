@@ -100,7 +100,7 @@ def _tradeoff_sections(rows: list[dict], out: list[str]) -> None:
             panels.append(("gzip size (KiB)", [r["variant"] for r in zipped], [r["gzip_bytes"] / 1024 for r in zipped],
                            [r["accuracy"] for r in zipped], True))
         out.append(_img(plots.tradeoff_plot(panels, "Accuracy vs model size"), "plot-size", "accuracy vs size",
-                        "Each point is a variant; outlined points with the dashed red line form the Pareto front "
+                        "Each point is a variant; outlined points with the dashed magenta line form the Pareto front "
                         "(no other variant is both smaller and more accurate)."))
     else:
         out.append("<p class='muted'>No row has both accuracy and size_bytes: no size plot.</p>")
@@ -111,7 +111,7 @@ def _tradeoff_sections(rows: list[dict], out: list[str]) -> None:
                    [r["latency_ms"] for r in timed], [r["accuracy"] for r in timed], False)]
         out.append(_img(plots.tradeoff_plot(panels, "Accuracy vs latency (CPU, XNNPACK)"), "plot-latency",
                         "accuracy vs latency", "Median invoke latency measured by the demo through edgetpu.benchmark; "
-                        "the Pareto front is dashed red."))
+                        "the Pareto front is dashed magenta."))
     else:
         out.append("<p class='muted'>No row has both accuracy and latency_ms: no latency plot.</p>")
 
@@ -162,7 +162,8 @@ def _sqnr_section(data: dict, out: list[str]) -> None:
                     "experimental_preserve_all_tensors=True; every op output of the quantized model is dequantized and "
                     "matched to the float tensor of the same name (else the same op type at the same position). "
                     "SQNR = 10 log10(&Sigma;ref&sup2; / &Sigma;(ref &minus; q)&sup2;), cumulative along the graph. "
-                    f"Pairs: {refs}."))
+                    f"Pairs: {refs}. A variant whose weights differ from its reference (pruned, distilled) "
+                    "shows that change as well as the int8 rounding."))
 
 
 def _edgetpu_section(data: dict, out: list[str]) -> None:

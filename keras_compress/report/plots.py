@@ -11,11 +11,12 @@ from typing import Sequence
 
 from keras_compress.report.analysis import pareto_front
 
-__all__ = ["tradeoff_plot", "sparsity_plot", "sqnr_plot", "edgetpu_plot", "PALETTE"]
+__all__ = ["tradeoff_plot", "sparsity_plot", "sqnr_plot", "edgetpu_plot", "PALETTE", "FRONT_COLOUR"]
 
 #: Colours of the series (matplotlib's tab10), in order.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-_FRONT = "#d62728"
+#: Colour of the Pareto front line (not one of the series colours).
+FRONT_COLOUR = "#e6007e"
 _DPI = 100
 
 
@@ -46,7 +47,7 @@ def _tradeoff_axes(ax, names: Sequence[str], xs: Sequence[float], ys: Sequence[f
     if front:
         fx = [xs[i] for i in front]
         fy = [ys[i] * 100 for i in front]
-        ax.step(fx, fy, where="post", color=_FRONT, linewidth=1.5, linestyle="--", zorder=2, label="Pareto front")
+        ax.step(fx, fy, where="post", color=FRONT_COLOUR, linewidth=1.5, linestyle="--", zorder=2, label="Pareto front")
     if logx and min(xs) > 0 and max(xs) / min(xs) > 4:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
