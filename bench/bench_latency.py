@@ -178,10 +178,14 @@ def main(argv=None) -> int:
         return by[a]["median_ms"] / by[b]["median_ms"] if a in by and b in by else None
 
     overhead = {v: 100.0 * (ratio(f"{v}/1thr/xnnpack", f"{v}/1thr/bare-loop") - 1.0) for v in ("float32", "int8")}
+    # the fastest round of each side: least sensitive to other processes on a shared machine
+    overhead_min = {v: 100.0 * (by[f"{v}/1thr/xnnpack"]["min_round_ms"] / by[f"{v}/1thr/bare-loop"]["min_round_ms"] - 1.0)
+                    for v in ("float32", "int8")}
     speed_1 = ratio("float32/1thr/xnnpack", "int8/1thr/xnnpack")
     done = {
         "harness_overhead_pct": overhead,
         "harness_overhead_ok": all(o <= 3.0 for o in overhead.values()),
+        "harness_overhead_fastest_round_pct": overhead_min,
         "int8_speedup_vs_float32_1thr": speed_1,
         "int8_speedup_ok": speed_1 is not None and speed_1 >= 1.8,
     }
@@ -219,6 +223,7 @@ def main(argv=None) -> int:
           + ", ".join(f"{v} {o:+.2f}% ({by[f'{v}/1thr/xnnpack']['median_ms']:.3f} vs {by[f'{v}/1thr/bare-loop']['median_ms']:.3f} ms)"
                       for v, o in overhead.items())
           + f" (done-when <= 3%: {judge(done['harness_overhead_ok'])}).",
+          "Same, fastest round of each side: " + ", ".join(f"{v} {o:+.2f}%" for v, o in overhead_min.items()) + ".",
           f"int8 vs float32 at 1 thread: {speed_1:.2f}x (done-when >= 1.8x: {judge(done['int8_speedup_ok'])}).",
           f"Filter-pruned: {facts['params']['filter_pruned50']:,} of {facts['params']['dense']:,} parameters; "
           f"80%-sparse: {facts['sparse80_kernel_sparsity']:.1%} of conv/dense kernel weights zero."]
