@@ -4,7 +4,7 @@ On :func:`~keras_compress.datasets.load_digits` it trains a small CNN baseline,
 converts it to several TFLite variants, evaluates each through the `edgetpu`
 runtime (CPU, XNNPACK, 1 thread), and prints one table: accuracy, file size,
 gzip size and median latency. Models, ``summary.json`` and ``summary.md`` go
-to the output folder.
+to the output folder, with ``report.html``.
 """
 
 from __future__ import annotations
@@ -184,7 +184,15 @@ def machine_description() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions}
 
 
-def run_demo(out_dir: str | os.PathLike = "demo_out", *, epochs: int = 12, seed: int = 0, verbose: int = 0, steps=None) -> list[dict]:
+def run_demo(
+    out_dir: str | os.PathLike = "demo_out",
+    *,
+    epochs: int = 12,
+    seed: int = 0,
+    verbose: int = 0,
+    steps=None,
+    report: bool = True,
+) -> list[dict]:
     """Run the whole demo; returns the rows (also written to ``out_dir/summary.json``).
 
     Args:
@@ -193,6 +201,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *, epochs: int = 12, seed:
         seed: seed of weights and data order.
         verbose: Keras ``fit`` verbosity.
         steps: names of the steps to run (default: all).
+        report: also write ``out_dir/report.html`` (see :mod:`keras_compress.report`).
     """
     import keras
 
@@ -222,5 +231,9 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *, epochs: int = 12, seed:
     meta = {"machine": machine_description(), "seconds": round(time.perf_counter() - t0, 1), "keras_accuracy": keras_acc}
     write_summary(ctx.rows, out, meta=meta)
     print(format_table(ctx.rows))
+    if report:
+        from keras_compress.report import write_report
+
+        _progress(f"[report] {write_report(out)}")
     _progress(f"[done] {meta['seconds']:.0f} s; models and summary.json in {out}/")
     return ctx.rows
