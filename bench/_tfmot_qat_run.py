@@ -25,7 +25,7 @@ def build(input_shape, classes):
     x = inp
     for i, f in enumerate((16, 32, 32)):
         x = L.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
-        x = L.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = L.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
         x = L.ReLU(name=f"relu{i + 1}")(x)
         if i < 2:
             x = L.MaxPooling2D(name=f"pool{i + 1}")(x)

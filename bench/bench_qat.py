@@ -49,7 +49,7 @@ def digits_cnn(input_shape, classes=10):
     x = inp
     for i, f in enumerate((16, 32, 32)):
         x = L.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
-        x = L.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = L.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
         x = L.ReLU(name=f"relu{i + 1}")(x)
         if i < 2:
             x = L.MaxPooling2D(name=f"pool{i + 1}")(x)
@@ -216,6 +216,9 @@ def part_mobilenet(args):
     y_train, y_test = y_train[:n_train], y_test[:n_test]
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.momentum = 0.9  # Keras's 0.999 needs far more steps than this short run has
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, batch_size=32, epochs=args.mnv2_epochs, verbose=0)
     float_acc = accuracy(model.predict(x_test, verbose=0), y_test)

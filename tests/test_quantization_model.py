@@ -110,20 +110,28 @@ def test_folded_bn_matches_float_model_before_rounding():
     """With float BN statistics, the folded conv computes what conv + BN computed (up to int8 rounding)."""
     model = tiny_cnn()
     x, y = data((8, 8, 2), 3)
-    fit(model, x, y, epochs=2)  # non-trivial BN statistics
+    fit(model, x, y, epochs=2)
+    for name in ("bn", "dw_bn"):  # non-trivial statistics
+        bn = model.get_layer(name)
+        bn.moving_mean.assign(np.linspace(-0.5, 0.5, bn.moving_mean.shape[0]))
+        bn.moving_variance.assign(np.linspace(0.5, 2.0, bn.moving_variance.shape[0]))
     qat = quantize_model(model)
+    for layer in qat.layers:
+        if isinstance(layer, QuantizeWrapper) and layer.batch_norm is not None:
+            layer.batch_norm.trainable = False  # keep the float model's statistics
     fit(qat, x, y, epochs=1, lr=1e-9)  # learns ranges, weights unchanged
     ref, got = model.predict(x, verbose=0), qat.predict(x, verbose=0)
-    assert np.abs(ref - got).max() < 0.05
-    assert np.mean(ref.argmax(1) == got.argmax(1)) >= 0.9
+    assert np.abs(ref - got).max() < 0.03
+    assert np.abs(ref - got).mean() < 0.01
 
 
 def test_bn_moving_statistics_track_the_batch_in_training():
     model = tiny_cnn()
+    model.get_layer("bn").momentum = 0.5
     qat = quantize_model(model)
     x, y = data((8, 8, 2), 3, n=128)
     x = x * 5.0 + 3.0  # far from the initial mean 0 / variance 1
-    fit(qat, x, y, epochs=3)
+    fit(qat, x, y, epochs=3, lr=1e-9)
     bn = wrapper(qat, "conv").batch_norm
     # reference: the statistics of the float conv output on the same data
     conv = keras.Model(model.inputs, model.get_layer("conv").output)
@@ -158,17 +166,11 @@ def test_converts_to_full_int8_from_trained_ranges(make, shape, classes):
     ref, got = qat.predict(x, verbose=0), run_tflite(blob, x)
     assert np.abs(ref - got).max() < 0.06  # a few softmax steps of 1/256
     assert np.mean(ref.argmax(1) == got.argmax(1)) >= 0.9
-
-
-def test_resnet_relu_after_add_is_fused_and_concat_shares_one_scale():
-    x, y = data((8, 8, 3), 4, n=96)
-    qat = fit(quantize_model(tiny_resnet()), x, y)
-    assert not wrapper(qat, "add").quantize_output and wrapper(qat, "add_relu").quantize_output
-    assert not wrapper(qat, "branch1").quantize_output and not wrapper(qat, "branch2").quantize_output
-    names = [op for op, _, _ in ops_and_types(convert_qat(qat))]
-    assert "RELU" not in names  # fused into ADD / CONV_2D
-    # a requantize only where the add's output also feeds the branches with other ranges: none here
-    assert names.count("QUANTIZE") == 0
+    if make is tiny_resnet:
+        # ReLU after Add fused; the concat's producers take its range: no RELU op, no requantize
+        assert not wrapper(qat, "add").quantize_output and wrapper(qat, "add_relu").quantize_output
+        assert not wrapper(qat, "branch1").quantize_output and not wrapper(qat, "branch2").quantize_output
+        assert "RELU" not in names and "QUANTIZE" not in names
 
 
 # ------------------------------------------------------------- partial / errors
@@ -247,8 +249,6 @@ def test_prune_strip_then_qat_keeps_zeros_exactly():
     for name, z in zeros.items():
         w = wrapper(qat, name)
         np.testing.assert_array_equal(w.layer.kernel.numpy() == 0, z)  # the variable itself stays zero
-    blob = convert_qat(qat)
-    assert float_ops(blob) == []
     # without preserve_sparsity the zeros are trained away
     plain = fit(quantize_model(stripped), x, y, epochs=2, lr=1e-2)
     assert (wrapper(plain, "conv").layer.kernel.numpy() == 0).mean() < 0.1

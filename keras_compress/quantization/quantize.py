@@ -240,6 +240,13 @@ def _triples(spec):
 def _quantize(model, *, annotated_only, float_layers, preserve_sparsity):
     functional = _as_functional(model)
     copy = _copy(functional)
+    # clone_model renames input layers after their tensors: keep the original names.
+    input_names = dict(
+        zip(
+            [l.name for l in copy.layers if isinstance(l, _L.InputLayer)],
+            [l.name for l in functional.layers if isinstance(l, _L.InputLayer)],
+        )
+    )
     config = copy.get_config()
     layers = {layer.name: layer for layer in copy.layers}
     unknown = sorted(set(float_layers) - set(layers) - {_unannotated_name(l) for l in layers.values()})
@@ -332,12 +339,14 @@ def _quantize(model, *, annotated_only, float_layers, preserve_sparsity):
     status = {}  # (name, node, index) -> "q" (has a range), "fused" (a ReLU follows), "f" (float)
     quantized_input = {}
     new_inputs = []
+    fresh_layers = {}
 
     def ensure_quantized(ref):
         if status[ref] in ("q", "fused"):
             return tensors[ref]
         if ref not in quantized_input:
-            quantized_input[ref] = QuantizeLayer(name=f"quantize_{ref[0]}" if ref[1] == 0 and ref[2] == 0 else None)(tensors[ref])
+            base = input_names.get(ref[0], ref[0])
+            quantized_input[ref] = QuantizeLayer(name=f"quantize_{base}" if ref[1] == 0 and ref[2] == 0 else None)(tensors[ref])
         return quantized_input[ref]
 
     inputs_spec, single_input = _triples(config["input_layers"])
@@ -360,7 +369,7 @@ def _quantize(model, *, annotated_only, float_layers, preserve_sparsity):
             layer = real[name]
             if isinstance(layer, _L.InputLayer):
                 t = copy.get_layer(name).output
-                new_in = keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=name)
+                new_in = keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=input_names.get(name, name))
                 new_inputs.append((name, new_in))
                 tensors[(name, 0, 0)] = new_in
                 status[(name, 0, 0)] = "f"
@@ -371,7 +380,11 @@ def _quantize(model, *, annotated_only, float_layers, preserve_sparsity):
                     refs = list(_refs(node))
                     args = _substitute(node["args"], lambda r: tensors[r])
                     kwargs = _substitute(node["kwargs"], lambda r: tensors[r])
-                    out = layer(*args, **kwargs)
+                    fresh = _fresh_copy(layer) if n == 0 else fresh_layers[name]
+                    fresh_layers[name] = fresh
+                    out = fresh(*args, **kwargs)
+                    if n == 0 and layer.weights:
+                        fresh.set_weights(layer.get_weights())
                     st = "f" if kind is None or not refs else ("q" if all(status[r] == "q" for r in refs) else "f")
                     out_name = name
                 else:
@@ -407,6 +420,11 @@ def _quantize(model, *, annotated_only, float_layers, preserve_sparsity):
     outs = [tensors[tuple(ref)] for ref in outputs]
     qat = keras.Model(ins[0] if single_input else ins, outs[0] if single_output else outs, name=model.name)
     return qat
+
+
+def _fresh_copy(layer):
+    """A new layer with the same config (so the QAT model's graph owns all its layers' nodes)."""
+    return keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
 
 
 def _unannotated_name(layer):
