@@ -34,7 +34,7 @@ Example:
     ...     x = keras.layers.GlobalAveragePooling2D()(x)
     ...     return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name=name)
     >>> teacher, student = cnn(16, "teacher"), cnn(4, "student")
-    >>> d = Distiller(teacher, student, temperature=4.0, student_loss_weight=0.1,
+    >>> d = Distiller(teacher, student, temperature=4.0, student_loss_weight=0.5,
     ...               features=[("conv", "conv")])   # widths 16 vs 4: learned projection
     >>> d.compile(optimizer="adam")                   # label loss picked from the outputs
     >>> x, y = np.random.rand(16, 8, 8, 1).astype("float32"), np.arange(16) % 3
@@ -60,6 +60,7 @@ __all__ = [
     "distill",
     "strip_student",
     "outputs_probabilities",
+    "scratch_and_distilled",
 ]
 
 _PACKAGE = "keras_compress.distillation"
@@ -134,6 +135,10 @@ class LogitsDistillation(keras.distillation.LogitsDistillation):
             scaled by ``T**2`` as in Hinton et al.).
         teacher_from_logits: whether the teacher outputs logits (``None``: detect).
         student_from_logits: whether the student outputs logits (``None``: detect).
+        standardize: z-score each sample's logits (teacher and student) before
+            the temperature, as in "Logit Standardization in Knowledge
+            Distillation" (Sun et al., CVPR 2024): the student then matches the
+            teacher's *relative* logits, not their scale. Default False (plain Hinton).
 
     Example:
         >>> import numpy as np
@@ -270,9 +275,13 @@ class Distiller(keras.distillation.Distiller):
         distillation_loss_weights: one weight per loss in
             ``distillation_losses`` (default 1.0 each).
         student_loss_weight: ``alpha``, the weight of the label loss; the
-            distillation terms get ``1 - alpha``. Hinton et al. use a small
-            value (default 0.1).
+            distillation terms get ``1 - alpha`` (default 0.5, as Keras).
         temperature: temperature of the default logits loss.
+        standardize: z-score the logits in the default logits loss (see
+            :class:`LogitsDistillation`); default True, because a teacher
+            trained without regularization has logits too large for plain
+            Hinton distillation to help (on load_shapes it made the student
+            worse than training from scratch; see bench/bench_distillation.py).
         features: extra feature losses: :class:`FeatureDistillation` objects or
             ``(teacher_layer, student_layer)`` pairs (projection learned when
             widths differ), each weighted ``feature_weight``.
@@ -303,9 +312,10 @@ class Distiller(keras.distillation.Distiller):
         student,
         distillation_losses=None,
         distillation_loss_weights=None,
-        student_loss_weight=0.1,
+        student_loss_weight=0.5,
         *,
         temperature=4.0,
+        standardize=True,
         features: Sequence[Any] | None = None,
         feature_weight=1.0,
         name="distiller",
@@ -326,7 +336,7 @@ class Distiller(keras.distillation.Distiller):
         if isinstance(student_loss_weight, bool) or not isinstance(student_loss_weight, (int, float)) or not 0.0 <= student_loss_weight <= 1.0:
             raise DistillationError(f"student_loss_weight: expected a number in [0, 1], got {student_loss_weight!r}")
         if distillation_losses is None:
-            losses, weights = [LogitsDistillation(temperature)], [1.0]
+            losses, weights = [LogitsDistillation(temperature, standardize=standardize)], [1.0]
         elif isinstance(distillation_losses, (list, tuple)):
             losses = list(distillation_losses)
             weights = list(distillation_loss_weights) if distillation_loss_weights is not None else [1.0] * len(losses)
@@ -373,6 +383,7 @@ class Distiller(keras.distillation.Distiller):
                 raise
             raise DistillationError(f"teacher {teacher.name!r} and student {student.name!r}: {e}") from e
         self.temperature = float(temperature)
+        self.standardize = bool(standardize)
         self.projections = self._build_projections()
 
     def _build_projections(self) -> list:
@@ -442,6 +453,7 @@ class Distiller(keras.distillation.Distiller):
     def get_config(self):
         config = super().get_config()
         config["temperature"] = self.temperature
+        config["standardize"] = self.standardize
         return config
 
     @classmethod
@@ -480,7 +492,8 @@ def distill(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     temperature: float = 4.0,
-    alpha: float = 0.1,
+    alpha: float = 0.5,
+    standardize: bool = True,
     features: Sequence[Any] | None = None,
     feature_weight: float = 1.0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -498,7 +511,7 @@ def distill(
         student: plain, pruning or QAT student.
         x, y: training inputs and integer labels (or a ``tf.data`` dataset as ``x``).
         epochs, batch_size, learning_rate: training settings (Adam).
-        temperature, alpha: Hinton temperature and label-loss weight.
+        temperature, alpha, standardize: Hinton temperature, label-loss weight, logit z-scoring.
         features, feature_weight: feature losses, see :class:`Distiller`.
         callbacks: more ``fit`` callbacks.
         validation_data: passed to ``fit``.
@@ -511,8 +524,8 @@ def distill(
     Example:
         >>> student = distill(teacher, student, x_train, y_train, epochs=5)  # doctest: +SKIP
     """
-    d = Distiller(teacher, student, student_loss_weight=alpha, temperature=temperature, features=features,
-                  feature_weight=feature_weight)
+    d = Distiller(teacher, student, student_loss_weight=alpha, temperature=temperature, standardize=standardize,
+                  features=features, feature_weight=feature_weight)
     d.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["accuracy"])
     callbacks = list(callbacks)
     if _collect_prune_wrappers(student):
@@ -523,3 +536,64 @@ def distill(
     d.fit(x, y, epochs=epochs, batch_size=None if y is None else batch_size, callbacks=callbacks,
           validation_data=validation_data, verbose=verbose)
     return d.get_student(strip=strip)
+
+
+def scratch_and_distilled(
+    teacher,
+    make_student,
+    x,
+    y,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    temperature: float = 4.0,
+    alpha: float = 0.5,
+    standardize: bool = True,
+    seed: int = 0,
+    verbose: int = 0,
+) -> dict:
+    """The same student trained twice from the same initial weights: on labels, and distilled.
+
+    What a "distillation helps" comparison (the demo's rows, the bench) needs:
+    both runs start from identical weights and see the batches in the same
+    order, so the difference is the teacher's soft targets alone.
+
+    Args:
+        teacher: trained teacher (logits or softmax output).
+        make_student: ``make_student(name) -> keras.Model``, a fresh untrained student.
+        x, y: training images and integer labels.
+        epochs, batch_size, learning_rate: the same for both runs (Adam).
+        temperature, alpha, standardize: distillation settings (see
+            :class:`LogitsDistillation`; ``alpha`` weighs the label loss).
+        seed: seeds the initial weights and the batch order of both runs.
+        verbose: ``fit`` verbosity.
+
+    Returns:
+        ``{"student_scratch": model, "student_distilled": model}``, plain Keras
+        models ready for :func:`keras_compress.convert.to_tflite`.
+
+    Example:
+        >>> models = scratch_and_distilled(teacher, lambda n: build_model("cnn", (32, 32, 1), 10, 0.25, name=n),
+        ...                                x_train, y_train, epochs=8)                      # doctest: +SKIP
+        >>> blob = to_tflite(models["student_distilled"], representative_data=x_train[:200])  # doctest: +SKIP
+    """
+    keras.utils.set_random_seed(seed)
+    scratch = make_student("student_scratch")
+    keras.utils.set_random_seed(seed)
+    student = make_student("student_distilled")
+    student.set_weights(scratch.get_weights())
+
+    scratch.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(scratch)),
+        metrics=["accuracy"],
+    )
+    keras.utils.set_random_seed(seed + 1)
+    scratch.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
+
+    d = Distiller(teacher, student, LogitsDistillation(temperature, standardize=standardize), student_loss_weight=alpha)
+    d.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["accuracy"])
+    keras.utils.set_random_seed(seed + 1)
+    d.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    return {"student_scratch": scratch, "student_distilled": d.get_student()}

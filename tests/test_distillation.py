@@ -86,7 +86,7 @@ def test_feature_projection_only_when_widths_differ_and_trained(data):
     x, y = data
     keras.utils.set_random_seed(0)
     t, s = _cnn(8, "t"), _cnn(2, "s")
-    d = Distiller(t, s, features=[("conv2", "conv2"), FeatureDistillation("pool", "pool", projection="none")] if False else [("conv2", "conv2")])
+    d = Distiller(t, s, features=[("conv2", "conv2")])
     assert len(d.projections) == 1 and d.projections[0].kernel.shape == (2, 8)
     assert any(v is d.projections[0].kernel for v in d.trainable_variables)
     assert not any(v is w for v in d.trainable_variables for w in t.weights)
@@ -182,3 +182,22 @@ def test_distill_helper_adds_pruning_callback_and_strips(data):
     assert not collect_wrappers(out)
     k = out.get_layer("conv2").kernel.numpy()
     assert 1 - np.count_nonzero(k) / k.size >= 0.45
+
+
+def test_scratch_and_distilled_start_from_the_same_weights(data, monkeypatch):
+    from keras_compress import distillation
+
+    x, y = data
+    seen = []
+    real_fit = keras.Model.fit
+
+    def spy(self, *args, **kwargs):
+        student = self.student if isinstance(self, Distiller) else self
+        seen.append([w.copy() for w in student.get_weights()])
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    models = distillation.scratch_and_distilled(_cnn(4, "t"), lambda n: _cnn(2, n), x, y, epochs=1, batch_size=16)
+    assert set(models) == {"student_scratch", "student_distilled"}
+    assert len(seen) == 2 and all(np.array_equal(a, b) for a, b in zip(*seen))
+    assert not np.allclose(models["student_scratch"].get_weights()[0], models["student_distilled"].get_weights()[0])

@@ -4,7 +4,7 @@ Every builder returns a Functional model that outputs **logits** and whose
 layers have stable names, so feature distillation can name the same layer in
 a teacher and a student of another width:
 
-- ``"cnn"``: three conv blocks (``conv1``-``conv3``, ``pool1``-``pool3``), a
+- ``"cnn"``: three conv blocks (``conv1``-``conv3``, ``pool1``-``pool3``), flatten, a
   dense layer ``fc`` and ``logits``. Width 1.0: 32/64/128 filters, 64 units
   (225k parameters on 32x32x3; width 0.375 has 32k, 7x fewer).
 - ``"mobilenet_v2"``: a small MobileNetV2-style net for 32x32 inputs:
@@ -38,18 +38,16 @@ def scaled(channels: int, width: float, divisor: int = 4) -> int:
 
 
 def build_cnn(input_shape, num_classes: int, width: float = 1.0, name: str = "cnn"):
-    """A small CNN for 32x32 digits / shapes: 3 x (conv3x3-BN-ReLU, maxpool), global pooling, dense, logits."""
+    """A small CNN for 32x32 digits / shapes: 3 x (conv3x3-ReLU, maxpool), flatten, dense, logits."""
     import keras
 
     L = keras.layers
     inputs = keras.Input(tuple(input_shape), name="image")
     x = inputs
     for i, filters in enumerate((32, 64, 128)):
-        x = L.Conv2D(scaled(filters, width), 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
-        x = L.BatchNormalization(name=f"bn{i + 1}")(x)
-        x = L.ReLU(name=f"relu{i + 1}")(x)
+        x = L.Conv2D(scaled(filters, width), 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
         x = L.MaxPooling2D(name=f"pool{i + 1}")(x)
-    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Flatten(name="flatten")(x)
     x = L.Dense(scaled(64, width), activation="relu", name="fc")(x)
     outputs = L.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)

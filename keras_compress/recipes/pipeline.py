@@ -90,14 +90,16 @@ def _fit(model, data, *, epochs, batch_size, learning_rate, teacher=None, recipe
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_classifier_loss(model), metrics=["accuracy"])
         model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, callbacks=cbs, verbose=0)
         return model
-    from keras_compress.distillation import Distiller
+    from keras_compress.distillation import Distiller, LogitsDistillation
 
     d = recipe.distillation
     distiller = Distiller(
         teacher,
         model,
+        LogitsDistillation(d.temperature, standardize=d.standardize),
         student_loss_weight=d.alpha,
         temperature=d.temperature,
+        standardize=d.standardize,
         features=list(d.features),
         feature_weight=d.feature_weight,
     )
@@ -236,7 +238,7 @@ def compress(
     keras.utils.set_random_seed(r.seed + 1)
     student = _build(s, r, input_shape, num_classes, "student")
     name = "student_distilled" if distil_from is not None else "student"
-    how = f"distilled from the teacher (T={r.distillation.temperature}, alpha={r.distillation.alpha})" if distil_from is not None else "on labels"
+    how = f"distilled from the teacher (T={r.distillation.temperature}, alpha={r.distillation.alpha}, standardize={r.distillation.standardize})" if distil_from is not None else "on labels"
     say(f"[student] {s.model} x{s.width}, {how}: {student.count_params():,} parameters, {s.epochs} epochs")
     if s.epochs > 0:
         _fit(student, data, epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,

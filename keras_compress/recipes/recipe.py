@@ -14,7 +14,7 @@ Example YAML (every section but ``name`` and ``student`` is optional)::
     dataset: {name: shapes}
     teacher: {model: cnn, width: 1.0, epochs: 15}
     student: {model: cnn, width: 0.375, epochs: 15}
-    distillation: {enabled: true, temperature: 4.0, alpha: 0.1}
+    distillation: {enabled: true, temperature: 4.0, alpha: 0.5}
     pruning: {enabled: true, target_sparsity: 0.5, epochs: 4}
     qat: {enabled: true, epochs: 2}
     convert: {modes: [int8], target: cpu}
@@ -220,12 +220,17 @@ class ModelSpec:
 class DistillationSpec:
     """Hinton logits distillation (``temperature``, ``alpha`` = label-loss weight) plus optional feature pairs.
 
+    ``standardize`` z-scores both models' logits per sample before the
+    temperature (Sun et al., CVPR 2024), so a teacher with very large logits
+    still gives soft targets the student can match.
+
     ``compare_scratch`` also trains the same student from scratch, as a baseline row.
     """
 
     enabled: bool = _spec(_bool, default=False)
     temperature: float = _spec(_float(0.0, 100.0, lo_open=True), default=4.0)
-    alpha: float = _spec(_float(0.0, 1.0), default=0.1)
+    alpha: float = _spec(_float(0.0, 1.0), default=0.5)
+    standardize: bool = _spec(_bool, default=True)
     features: tuple = _spec(_features, default=())
     feature_weight: float = _spec(_float(0.0, None), default=1.0)
     compare_scratch: bool = _spec(_bool, default=True)
