@@ -61,3 +61,29 @@ def run_tflite(blob: bytes, x: np.ndarray) -> np.ndarray:
     import edgetpu
 
     return np.asarray(edgetpu.run(edgetpu.make_interpreter(blob), x))
+
+
+def int8_layer_output(blob: bytes, x: np.ndarray, layer_name: str) -> np.ndarray:
+    """Dequantized output of the first TFLite op whose output tensor comes from Keras layer ``layer_name``.
+
+    Runs the reference kernels (no XNNPACK) with all intermediate tensors kept.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(
+        model_content=blob,
+        experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    )
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    scale, zero = inp["quantization"]
+    it.set_tensor(inp["index"], np.clip(np.round(x / scale + zero), -128, 127).astype(inp["dtype"]))
+    it.invoke()
+    tensors = {d["index"]: d for d in it.get_tensor_details()}
+    for op in it._get_ops_details():
+        d = tensors[op["outputs"][0]]
+        if f"/{layer_name}_1/" in d["name"].split(";")[0] or f"/{layer_name}/" in d["name"].split(";")[0]:
+            s, z = d["quantization"]
+            return (it.get_tensor(d["index"]).astype(np.float32) - z) * s, s
+    raise KeyError(f"no TFLite op output from layer {layer_name!r}")

@@ -49,8 +49,8 @@ def quantize_scope(*args):
     """Custom objects for loading a QAT model (they are registered; kept for tfmot parity).
 
     Example:
-        >>> sorted(quantize_scope())[:2]
-        ['QuantizeAnnotate', 'QuantizeLayer']
+        >>> sorted(quantize_scope())[:3]
+        ['FixedRangeQuantizer', 'LastValueQuantizer', 'MovingAverageQuantizer']
     """
     from keras_compress.quantization import quantizers as Q
 

@@ -22,9 +22,9 @@ Example:
     >>> import numpy as np
     >>> from keras_compress.quantization.quantizers import LastValueQuantizer
     >>> q = LastValueQuantizer(per_axis=True, axis=-1)
-    >>> w = np.array([[0.5, -2.0], [1.0, 0.1]], dtype="float32")
-    >>> np.round(np.asarray(q(w, training=False, weights={})), 3).tolist()
-    [[0.496, -2.0], [1.0, 0.102]]
+    >>> w = np.array([[0.3, -2.0], [1.0, 0.1]], dtype="float32")
+    >>> [[round(float(v), 3) for v in row] for row in np.asarray(q(w, training=False, weights={}))]
+    [[0.299, -2.0], [1.0, 0.094]]
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ class QuantizeWrapper(keras.layers.Layer):
     Example:
         >>> import keras, numpy as np
         >>> w = QuantizeWrapper(keras.layers.Dense(3))
-        >>> w(np.ones((2, 4), "float32")).shape
+        >>> tuple(w(np.ones((2, 4), "float32")).shape)
         (2, 3)
     """
 
@@ -268,8 +268,7 @@ class QuantizeWrapper(keras.layers.Layer):
             y = y + bias * s  # the folded conv before the BatchNorm's shift
         if training and bn.trainable:
             axes = list(range(len(y.shape) - 1))
-            y_mean = ops.mean(y, axis=axes)
-            y_var = ops.var(y, axis=axes)
+            y_mean, y_var = ops.moments(y, axes=axes)
             out = (gamma * ops.sign(s)) * (y - y_mean) * ops.rsqrt(y_var + bn.epsilon * ops.square(s)) + beta
             ok = ops.abs(s) > 1e-12
             safe_s = ops.where(ok, s, ops.ones_like(s))
