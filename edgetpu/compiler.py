@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from edgetpu._io import atomic_write_bytes
 from edgetpu.errors import CompilerError, CompilerNotFoundError, InvalidModelError
 from edgetpu.model import read_model
 
@@ -339,18 +340,7 @@ def _failure(stdout: str, returncode: Optional[int], name: str) -> CompilerError
 
 
 def _move_atomic(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_bytes(dest, src.read_bytes())
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -43,6 +43,7 @@ __all__ = [
     "Subgraph",
     "Tensor",
     "is_compiled",
+    "load_bytes",
     "read_model",
 ]
 
@@ -263,6 +264,26 @@ def _read_source(model: ModelSource) -> Tuple[bytes, str]:
     )
 
 
+def load_bytes(model: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview], name: Optional[str] = None) -> Tuple[bytes, str]:
+    """Read a model's bytes from a path or buffer and check the TFLite file identifier.
+
+    Returns ``(data, name)``, ``name`` being the path (or ``name``, or ``"<bytes>"``)
+    for messages.
+
+    Raises:
+        InvalidModelError: a missing or unreadable file, or content that is not a
+            TFLite flatbuffer (what was found is named: empty, PNG, .keras zip, ...).
+    """
+    data, source = _read_source(model)
+    name = name or source
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise InvalidModelError(
+            f"{name}: not a TFLite model: expected a TFLite flatbuffer with file identifier "
+            f'"TFL3" at bytes 4-8, found {_describe_found(data)}'
+        )
+    return data, name
+
+
 def read_model(model: ModelSource) -> Model:
     """Parse a .tflite model from a path, from bytes, or return a :class:`Model` as is.
 
@@ -272,12 +293,7 @@ def read_model(model: ModelSource) -> Model:
     """
     if isinstance(model, Model):
         return model
-    data, name = _read_source(model)
-    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
-        raise InvalidModelError(
-            f"{name}: not a TFLite model: expected a TFLite flatbuffer with file identifier "
-            f'"TFL3" at bytes 4-8, found {_describe_found(data)}'
-        )
+    data, name = load_bytes(model)
     try:
         return _parse(data, name)
     except InvalidModelError:
@@ -527,13 +543,7 @@ def is_compiled(model: ModelSource, name: Optional[str] = None) -> bool:
     """
     if isinstance(model, Model):
         return model.has_edgetpu_custom_op
-    data, source = _read_source(model)
-    name = name or source
-    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
-        raise InvalidModelError(
-            f"{name}: not a TFLite model: expected a TFLite flatbuffer with file identifier "
-            f'"TFL3" at bytes 4-8, found {_describe_found(data)}'
-        )
+    data, name = load_bytes(model, name)
     try:
         root = _schema().Model.GetRootAs(data, 0)
         n = _Guard(name, len(data)).length(root.OperatorCodesLength(), "operator_codes")

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from edgetpu._interpreter import backend
 from edgetpu.errors import InputError, InvalidModelError
+from edgetpu.model import load_bytes
 
 __all__ = ["make_interpreter", "run", "classify", "Class", "load_model_bytes", "quantize", "dequantize"]
 
 log = logging.getLogger("edgetpu")
-
-ModelLike = "str | os.PathLike | bytes | bytearray | memoryview"
-
 
 class Class(NamedTuple):
     """One classification result, as pycoral's ``adapters.classify.Class``."""
@@ -38,30 +35,10 @@ def load_model_bytes(model: Any) -> tuple[bytes, str | None]:
     """Return ``(flatbuffer bytes, path or None)`` for a path or a buffer, checking the TFLite identifier.
 
     Raises:
-        InvalidModelError: the file is missing, empty, too short, or not a TFLite flatbuffer.
+        InvalidModelError: the file is missing, empty, or not a TFLite flatbuffer.
     """
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        data, path, where = bytes(model), None, "model buffer"
-    elif isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        where = path
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise InvalidModelError(f"{path}: no such file (expected a .tflite model)") from None
-        except IsADirectoryError:
-            raise InvalidModelError(f"{path}: is a folder, expected a .tflite model file") from None
-        except OSError as e:
-            raise InvalidModelError(f"{path}: cannot read: {e.strerror or e}") from None
-    else:
-        raise InvalidModelError(f"expected a .tflite path or bytes, got {type(model).__name__}")
-    if len(data) < 8:
-        raise InvalidModelError(f"{where}: expected a TFLite flatbuffer, found only {len(data)} bytes")
-    if data[4:8] != b"TFL3":
-        raise InvalidModelError(
-            f"{where}: expected a TFLite flatbuffer (file identifier 'TFL3' at byte 4), found {data[4:8]!r}"
-        )
-    return data, path
+    data, _ = load_bytes(model)
+    return data, (os.fspath(model) if isinstance(model, (str, os.PathLike)) else None)
 
 
 def make_interpreter(

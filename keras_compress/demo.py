@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 __all__ = ["build_demo_cnn", "run_demo", "DemoContext"]
 

@@ -12,6 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import pytest
 
+# Edge TPU fixtures: hand-built and converted .tflite models, the fake compiler, a fake libedgetpu.
+pytest_plugins = ["fakes.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def digits():

@@ -71,11 +71,8 @@ def test_filter_pruned_row_is_physically_smaller(demo):
     assert small["accuracy"] >= rows["float32"]["accuracy"] - 0.03
 
 
-def test_edgetpu_columns_with_and_without_compiler(tmp_path, monkeypatch, small_tflite):
+def test_edgetpu_columns_with_and_without_compiler(tmp_path, monkeypatch, small_tflite, fake_compiler):
     """The demo's TPU columns: the prediction always; the compiler's count where one is installed."""
-    import sys
-    from pathlib import Path
-
     from keras_compress.demo import _edgetpu_columns
 
     model = tmp_path / "m.tflite"
@@ -86,11 +83,7 @@ def test_edgetpu_columns_with_and_without_compiler(tmp_path, monkeypatch, small_
     assert cols == {"edgetpu_mapped": 1.0, "edgetpu_compiled": "no compiler"}
     assert _edgetpu_columns(model, "float32") == {}
 
-    fake = Path(__file__).parent / "fakes" / "edgetpu_compiler"
-    exe = tmp_path / "edgetpu_compiler"
-    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
-    exe.chmod(0o755)
-    monkeypatch.setenv("EDGETPU_COMPILER", str(exe))
+    monkeypatch.setenv("EDGETPU_COMPILER", str(fake_compiler))
     cols = _edgetpu_columns(model, "int8")
     n_ops = cols["edgetpu_compiled"].split("/")[1].split()[0]
     assert cols["edgetpu_compiled"] == f"{n_ops}/{n_ops} on TPU"

@@ -11,7 +11,6 @@ import pytest
 import edgetpu
 from edgetpu.cli import main as cli_main
 from edgetpu.compat import COMPILER_TFLITE_RUNTIME, OP_VERSION_FIRST_RELEASE, check, first_release
-from fakes.fixtures import tflite_model  # noqa: F401  (session fixture)
 from fakes.tflite_builder import Graph, compiled_model, conv_chain
 
 

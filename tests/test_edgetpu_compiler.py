@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 
-import numpy as np
 import pytest
 
 import edgetpu
@@ -14,7 +13,6 @@ from edgetpu import compiler
 from edgetpu.cli import main as cli_main
 from edgetpu.compiler import INSTALL_HINT, compile as compile_model, find_compiler, parse_log, parse_size, parse_stdout
 from edgetpu.errors import CompilerError, CompilerNotFoundError, InvalidModelError
-from fakes.fixtures import fake_compiler  # noqa: F401  (session fixture)
 from fakes.tflite_builder import Graph, conv_chain
 
 REAL_STDOUT = """Edge TPU Compiler version 16.0.384591198

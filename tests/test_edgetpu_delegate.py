@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgetpu import delegate
 from edgetpu.delegate import (
     EDGETPU_SHARED_LIB,
     InvalidDeviceError,
@@ -21,7 +20,6 @@ from edgetpu.delegate import (
     validate_device,
 )
 from edgetpu.errors import DelegateError, InvalidModelError, NoEdgeTPUError
-from fakes.fixtures import fake_libedgetpu  # noqa: F401  (session fixture)
 from fakes.tflite_builder import compiled_model, conv_chain
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from edgetpu.errors import InvalidModelError
 from edgetpu.model import Model, is_compiled, read_model
-from fakes.fixtures import tflite_model  # noqa: F401  (session fixture)
 from fakes.tflite_builder import Graph, compiled_model, conv_chain
 
 

@@ -103,9 +103,9 @@ def test_benchmark_statistics(int8_path):
 @pytest.mark.parametrize(
     "content, expected",
     [
-        (b"", "only 0 bytes"),
-        (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "'TFL3'"),
-        (bytes(range(256)) * 8, "'TFL3'"),
+        (b"", "empty file (0 bytes)"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "a PNG image"),
+        (bytes(range(256)) * 8, '"TFL3"'),
     ],
     ids=["empty", "png", "random"],
 )
