@@ -270,3 +270,16 @@ def test_qat_under_update_pruning_step_keeps_the_mask():
         assert np.all(effective[mask == 0] == 0)
         assert np.all(w.layer.layer.kernel.numpy()[mask == 0] == 0)
     assert float_ops(convert_qat(qat)) == []
+
+
+def test_fine_tune_qat_recipe_trains_a_copy():
+    from keras_compress.quantization import fine_tune_qat
+
+    model = tiny_cnn()
+    x, y = data((8, 8, 2), 3)
+    before = [w.copy() for w in model.get_weights()]
+    qat = fine_tune_qat(model, x, y, epochs=1, learning_rate=1e-3, batch_size=16)
+    assert any(isinstance(l, QuantizeWrapper) for l in qat.layers)
+    assert int(qat.optimizer.iterations.numpy()) == 4  # 64 samples / 16
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -35,6 +35,7 @@ from keras_compress.quantization.quantizers import (
     MovingAverageQuantizer,
     Quantizer,
 )
+from keras_compress.quantization.recipes import fine_tune_qat
 from keras_compress.quantization.wrapper import QuantizeAnnotate, QuantizeLayer, QuantizeWrapper
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "quantize_annotate_model",
     "quantize_apply",
     "quantize_scope",
+    "fine_tune_qat",
     "QuantizeWrapper",
     "QuantizeLayer",
     "QuantizeAnnotate",
