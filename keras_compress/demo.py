@@ -156,10 +156,32 @@ def _step_pruning(ctx: DemoContext) -> None:
     )
 
 
+def _step_qat(ctx: DemoContext) -> None:
+    """Quantization-aware fine-tuning; converts from the trained ranges, no calibration data."""
+    import keras
+
+    from keras_compress.convert import to_tflite
+    from keras_compress.quantization import fine_tune_qat
+
+    epochs = max(2, ctx.epochs // 3)
+    _progress(f"[qat] quantization-aware fine-tuning, {epochs} epochs")
+    qat = fine_tune_qat(
+        ctx.baseline,
+        ctx.x_train,
+        ctx.y_train,
+        epochs=epochs,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        verbose=ctx.verbose,
+    )
+    qat.save(ctx.out_dir / "qat.keras")
+    ctx.add("qat_int8", to_tflite(qat, quantization="int8", verbose=False), mode="int8")
+
+
 # Variant steps after the baseline, in table order. Each takes the context and
 # adds its rows; later issues (pruning, QAT, distillation) add steps here.
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("baseline", _step_baseline),
+    ("qat", _step_qat),
     ("pruning", _step_pruning),
 ]
 

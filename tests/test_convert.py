@@ -151,3 +151,37 @@ def test_compare_keys(small_cnn, small_tflite, digits):
     r = compare(small_cnn, small_tflite["float32"], x_test[:10])
     assert set(r) >= {"top1_agreement", "max_abs_error", "sqnr_db"}
     assert r["max_abs_error"] < 1e-3
+
+
+@pytest.fixture(scope="module")
+def tiny_qat(small_cnn, digits):
+    from keras_compress.quantization import quantize_model
+
+    (x, y), _ = digits
+    qat = quantize_model(small_cnn)
+    qat.compile(optimizer="adam", loss=__import__("keras").losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x[:256], y[:256], epochs=1, batch_size=32, verbose=0)
+    return qat
+
+
+def test_qat_model_converts_to_full_int8_without_calibration_data(tiny_qat, digits):
+    _, (x_test, _) = digits
+    blob = to_tflite(tiny_qat, quantization="int8", verbose=False)
+    model = read_model(blob)
+    assert all(t.dtype in ("int8", "int32") for t in model.main.tensors), {t.dtype for t in model.main.tensors}
+    assert compare(tiny_qat, blob, x_test[:100])["top1_agreement"] >= 0.97
+
+
+def test_int8_refuses_a_result_with_float_ops(small_cnn, digits):
+    """A QAT model with a layer left in float and no calibration data is not full integer: say so."""
+    from keras_compress.quantization import quantize_model
+
+    dense = [l.name for l in small_cnn.layers if l.__class__.__name__ == "Dense"][0]
+    qat = quantize_model(small_cnn, float_layers=[dense])
+    (x, _), _ = digits
+    qat(x[:32], training=True)
+    with pytest.raises(ConversionError, match=r"computes in float.*representative_data"):
+        to_tflite(qat, quantization="int8", verbose=False)
+    # With calibration data the converter quantizes the float layer too.
+    blob = to_tflite(qat, quantization="int8", representative_data=x[:64], verbose=False)
+    assert blob[4:8] == b"TFL3"

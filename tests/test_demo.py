@@ -90,3 +90,11 @@ def test_edgetpu_columns_with_and_without_compiler(tmp_path, monkeypatch, small_
     assert (tmp_path / "edgetpu" / "m_edgetpu.tflite").exists()
     monkeypatch.setenv("FAKE_EDGETPU_MODE", "internal")
     assert _edgetpu_columns(model, "int8")["edgetpu_compiled"].startswith("failed: ")
+
+
+def test_qat_row(demo):
+    """Issue 4 on the demo CNN: QAT int8 within 0.5 points of float and not below PTQ int8."""
+    _, rows, _ = demo
+    qat = rows["qat_int8"]
+    assert qat["accuracy"] >= rows["float32"]["accuracy"] - 0.005
+    assert qat["accuracy"] >= rows["int8_ptq"]["accuracy"]

@@ -181,7 +181,13 @@ def to_tflite(
     if mode is Quantization.FLOAT16:
         kwargs["target_spec"] = {"supported_types": [tf.float16], "supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
     elif mode is Quantization.INT8:
-        kwargs["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
+        # A QAT model without calibration data: TFLite's Python front end refuses
+        # TFLITE_BUILTINS_INT8 without a representative dataset before it looks at
+        # the graph, so ask for plain builtins; the FakeQuant ranges still make
+        # every op int8, which _check_full_integer verifies after conversion.
+        qat_only = representative_data is None and is_qat_model(model)
+        ops = tf.lite.OpsSet.TFLITE_BUILTINS if qat_only else tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        kwargs["target_spec"] = {"supported_ops": [ops]}
     elif mode is Quantization.INT16X8:
         kwargs["target_spec"] = {
             "supported_ops": [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
@@ -217,11 +223,36 @@ def to_tflite(
             ) from e
         data = out.read_bytes()
 
+    if mode is Quantization.INT8:
+        _check_full_integer(data, model.name)
     if tgt is Target.EDGETPU:
         _report_edgetpu(data, model.name)
     if path is not None:
         atomic_write_bytes(path, data)
     return data
+
+
+def _check_full_integer(data: bytes, name: str) -> None:
+    """Refuse an "int8" result in which some op still computes in float.
+
+    Quantize/Dequantize ops at the float inputs/outputs are allowed (float I/O
+    was asked for); any other op with a float tensor means the model was not
+    fully quantized (e.g. a QAT model with a layer left in float and no
+    calibration data for it).
+    """
+    from edgetpu.model import read_model
+
+    sg = read_model(data).main
+    for op in sg.operators:
+        if op.op in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        floats = [sg.tensors[i].name for i in (*op.inputs, *op.outputs) if i >= 0 and sg.tensors[i].dtype.startswith("float")]
+        if floats:
+            raise ConversionError(
+                f"model {name!r}: quantization='int8' expects every op in int8, but op {op.index} ({op.op}) "
+                f"computes in float (tensor {floats[0]!r}); give representative_data so the converter can "
+                "calibrate the layers that were left unquantized"
+            )
 
 
 def _converter_reason(e: Exception) -> str:
