@@ -162,7 +162,7 @@ def test_save_mid_training_and_resume_continues_exactly(tmp_path, data):
     np.testing.assert_allclose(resumed.projections[0].kernel.numpy(), d.projections[0].kernel.numpy(), atol=1e-6)
 
 
-def test_qat_student_distils_and_converts_to_int8(data):
+def test_qat_student_distils_with_a_feature_loss(data):
     from keras_compress.convert import is_qat_model
     from keras_compress.quantization import quantize_model
 
