@@ -49,7 +49,19 @@ def step_ms(model, x, y, batch_size, steps):
     timer = StepTimer()
     n = batch_size * steps
     model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, callbacks=[timer])
-    return float(np.median(timer.times[5:]) * 1000)
+    return timer.times[3:]
+
+
+def paired_step_ms(float_model, qat_model, x, y, batch_size, rounds=4, steps=20):
+    """Median step times of two models, measured in alternating rounds so that load from
+    other processes hits both alike."""
+    f, q = [], []
+    step_ms(float_model, x, y, batch_size, 5)  # build the train functions
+    step_ms(qat_model, x, y, batch_size, 5)
+    for _ in range(rounds):
+        f += step_ms(float_model, x, y, batch_size, steps)
+        q += step_ms(qat_model, x, y, batch_size, steps)
+    return float(np.median(f) * 1000), float(np.median(q) * 1000)
 
 
 def main(path):
@@ -66,13 +78,12 @@ def main(path):
     timing = build(x_train.shape[1:], 10)
     timing.set_weights(weights)
     timing.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy")
-    float_ms = step_ms(timing, x_train, y_train, batch, 40)
 
     qat = tfmot.quantization.keras.quantize_model(model)
     qat.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
     timing_q = tfmot.quantization.keras.quantize_model(timing)
     timing_q.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy")
-    qat_ms = step_ms(timing_q, x_train, y_train, batch, 40)
+    float_ms, qat_ms = paired_step_ms(timing, timing_q, x_train, y_train, batch, rounds=4, steps=20)
     t0 = time.perf_counter()
     qat.fit(x_train, y_train, batch_size=batch, epochs=epochs, verbose=0)
     fit_s = time.perf_counter() - t0

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
 
 def convert_qat(model, *, input_type="int8", output_type="int8") -> bytes:
-    """Full-int8 TFLite from a QAT model's own ranges (no representative data).
+    """Full-int8 TFLite from a QAT model's own ranges: ``to_tflite`` with no representative data.
 
-    The converter reads the ranges from the FakeQuant ops. ``supported_ops`` is
-    left at its default: TFLite's Python front end refuses
-    ``TFLITE_BUILTINS_INT8`` without a representative dataset before it looks
-    at the graph; :func:`float_ops` then checks that every op is int8.
+    (``to_tflite`` asks the converter for plain builtins in this case: TFLite's
+    Python front end refuses ``TFLITE_BUILTINS_INT8`` without a representative
+    dataset before it looks at the graph; the FakeQuant ranges make every op
+    int8, which :func:`float_ops` checks.)
     """
-    import tensorflow as tf
+    from keras_compress.convert import to_tflite
 
-    spec = [tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32)]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "m.tflite"
-        kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT]}
-        if input_type != "float32":
-            kwargs["inference_input_type"] = tf.as_dtype(input_type)
-        if output_type != "float32":
-            kwargs["inference_output_type"] = tf.as_dtype(output_type)
-        model.export(str(out), format="litert", input_signature=spec, verbose=False, **kwargs)
-        return out.read_bytes()
+    return to_tflite(model, quantization="int8", input_type=input_type, output_type=output_type, verbose=False)
 
 
 def ops_and_types(blob: bytes):

@@ -2,8 +2,13 @@
 
 import keras
 import numpy as np
-import pytest
-from quantization_helpers import convert_qat, float_ops, int8_layer_output, ops_and_types, run_tflite
+from quantization_helpers import (
+    convert_qat,
+    float_ops,
+    int8_layer_output,
+    ops_and_types,
+    run_tflite,
+)
 
 from keras_compress.convert import to_tflite
 from keras_compress.datasets import load_digits, load_shapes

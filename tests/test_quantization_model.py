@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from quantization_helpers import convert_qat, float_ops, ops_and_types, run_tflite
 
-from keras_compress.errors import QuantizationError
+from keras_compress.errors import ConversionError, QuantizationError
 from keras_compress.quantization import (
     QuantizeLayer,
     QuantizeWrapper,
@@ -195,12 +195,14 @@ def test_float_layers_stay_float_and_convert_with_calibration():
     x = L.UpSampling2D(interpolation="bilinear", name="up")(x)
     x = L.Conv2D(4, 3, name="c2")(x)
     out = L.Dense(2, name="d")(L.Flatten()(x))
-    x_, y_ = data((8, 8, 1), 2)
+    x_, _ = data((8, 8, 1), 2)
     qat = quantize_model(keras.Model(inp, out), float_layers=["up"])
     assert isinstance(qat.get_layer("up"), L.UpSampling2D)
     assert isinstance(qat.layers[qat.layers.index(qat.get_layer("up")) + 1], QuantizeLayer)  # range after it
     qat.compile("adam", "mse")
     qat.fit(x_, np.zeros((64, 2)), verbose=0, epochs=1)
+    with pytest.raises(ConversionError):  # the float layer has no range without calibration data
+        to_tflite(qat, quantization="int8", verbose=False)
     blob = to_tflite(qat, quantization="int8", representative_data=x_, verbose=False)
     assert float_ops(blob) == []
 
@@ -237,7 +239,12 @@ def _pruned_sparsity(qat):
 
 
 def test_prune_strip_then_qat_keeps_zeros_exactly():
-    from keras_compress.pruning import ConstantSparsity, UpdatePruningStep, prune_low_magnitude, strip_pruning
+    from keras_compress.pruning import (
+        ConstantSparsity,
+        UpdatePruningStep,
+        prune_low_magnitude,
+        strip_pruning,
+    )
 
     x, y = data((8, 8, 2), 3)
     pruned = prune_low_magnitude(tiny_cnn(), pruning_schedule=ConstantSparsity(0.5, 0, frequency=1))
@@ -255,7 +262,11 @@ def test_prune_strip_then_qat_keeps_zeros_exactly():
 
 
 def test_qat_under_update_pruning_step_keeps_the_mask():
-    from keras_compress.pruning import ConstantSparsity, UpdatePruningStep, prune_low_magnitude
+    from keras_compress.pruning import (
+        ConstantSparsity,
+        UpdatePruningStep,
+        prune_low_magnitude,
+    )
 
     x, y = data((8, 8, 2), 3)
     pruned = prune_low_magnitude(tiny_cnn(), pruning_schedule=ConstantSparsity(0.5, 0, frequency=1))

@@ -36,20 +36,24 @@ from keras_compress.quantization.quantizers import (
     Quantizer,
 )
 from keras_compress.quantization.recipes import fine_tune_qat
-from keras_compress.quantization.wrapper import QuantizeAnnotate, QuantizeLayer, QuantizeWrapper
+from keras_compress.quantization.wrapper import (
+    QuantizeAnnotate,
+    QuantizeLayer,
+    QuantizeWrapper,
+)
 
 __all__ = [
-    "quantize_model",
+    "FixedRangeQuantizer",
+    "LastValueQuantizer",
+    "MovingAverageQuantizer",
+    "QuantizeAnnotate",
+    "QuantizeLayer",
+    "QuantizeWrapper",
+    "Quantizer",
+    "fine_tune_qat",
     "quantize_annotate_layer",
     "quantize_annotate_model",
     "quantize_apply",
+    "quantize_model",
     "quantize_scope",
-    "fine_tune_qat",
-    "QuantizeWrapper",
-    "QuantizeLayer",
-    "QuantizeAnnotate",
-    "Quantizer",
-    "LastValueQuantizer",
-    "MovingAverageQuantizer",
-    "FixedRangeQuantizer",
 ]

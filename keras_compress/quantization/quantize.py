@@ -31,16 +31,20 @@ calling the copied layers again, with these rewrites:
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import keras
 
 from keras_compress.errors import QuantizationError
 from keras_compress.quantization import registry
 from keras_compress.quantization.registry import Kind
-from keras_compress.quantization.wrapper import QuantizeAnnotate, QuantizeLayer, QuantizeWrapper
+from keras_compress.quantization.wrapper import (
+    QuantizeAnnotate,
+    QuantizeLayer,
+    QuantizeWrapper,
+)
 
-__all__ = ["quantize_model", "quantize_annotate_layer", "quantize_annotate_model", "quantize_apply", "quantize_scope"]
+__all__ = ["quantize_annotate_layer", "quantize_annotate_model", "quantize_apply", "quantize_model", "quantize_scope"]
 
 _L = keras.layers
 

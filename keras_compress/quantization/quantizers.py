@@ -35,10 +35,10 @@ from keras import ops
 from keras_compress.errors import QuantizationError
 
 __all__ = [
-    "Quantizer",
+    "FixedRangeQuantizer",
     "LastValueQuantizer",
     "MovingAverageQuantizer",
-    "FixedRangeQuantizer",
+    "Quantizer",
     "fake_quant",
     "get",
 ]
@@ -232,7 +232,7 @@ class FixedRangeQuantizer(Quantizer):
         self.narrow_range = bool(narrow_range)
 
     @classmethod
-    def for_activation(cls, name: str) -> "FixedRangeQuantizer | None":
+    def for_activation(cls, name: str) -> FixedRangeQuantizer | None:
         """The quantizer TFLite implies for activation ``name``, or None if it has no fixed range."""
         rng = cls._FIXED.get(name)
         return None if rng is None else cls(*rng)

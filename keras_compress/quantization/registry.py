@@ -42,10 +42,9 @@ import enum
 
 import keras
 
-from keras_compress.errors import QuantizationError
 from keras_compress.quantization import quantizers as Q
 
-__all__ = ["Kind", "kind_of", "kernel_layer", "weight_quantizer", "activation_name", "SUPPORTED"]
+__all__ = ["SUPPORTED", "Kind", "activation_name", "kernel_layer", "kind_of", "weight_quantizer"]
 
 _L = keras.layers
 

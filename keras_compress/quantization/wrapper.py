@@ -32,7 +32,7 @@ from keras_compress.errors import QuantizationError
 from keras_compress.quantization import quantizers as Q
 from keras_compress.quantization import registry
 
-__all__ = ["QuantizeWrapper", "QuantizeLayer", "QuantizeAnnotate"]
+__all__ = ["QuantizeAnnotate", "QuantizeLayer", "QuantizeWrapper"]
 
 _PACKAGE = "keras_compress.quantization"
 _L = keras.layers
@@ -229,7 +229,7 @@ class QuantizeWrapper(keras.layers.Layer):
     def _scale_kernel(self, kernel, s):
         """Multiplies the kernel by ``s`` per output channel."""
         if isinstance(self._kernel_layer, _L.DepthwiseConv2D):
-            kh, kw, cin, mult = kernel.shape
+            _, _, cin, mult = kernel.shape
             return kernel * ops.reshape(s, (1, 1, cin, mult))
         return kernel * s
 
