@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from quantization_helpers import convert_qat, float_ops, ops_and_types, run_tflite
 
-from keras_compress.errors import ConversionError, QuantizationError
+from keras_compress.errors import QuantizationError
 from keras_compress.quantization import (
     QuantizeLayer,
     QuantizeWrapper,
@@ -187,24 +187,40 @@ def test_unquantizable_layer_error_names_layer_and_type():
         quantize_model(model, float_layers=["nope"])
 
 
-def test_float_layers_stay_float_and_convert_with_calibration():
+@pytest.mark.parametrize(
+    "make_float,tflite_op,same_scale",
+    [
+        (lambda: L.UpSampling2D(interpolation="bilinear", name="odd"), "RESIZE_BILINEAR", True),
+        (lambda: L.SeparableConv2D(4, 3, padding="same", name="odd"), "DEPTHWISE_CONV_2D", False),
+    ],
+)
+def test_float_layers_stay_float_and_convert_with_calibration(make_float, tflite_op, same_scale):
     from keras_compress.convert import to_tflite
+    from keras_compress.errors import ConversionError
 
     inp = keras.Input((8, 8, 1))
     x = L.Conv2D(4, 3, padding="same", activation="relu", name="c")(inp)
-    x = L.UpSampling2D(interpolation="bilinear", name="up")(x)
+    x = make_float()(x)
     x = L.Conv2D(4, 3, name="c2")(x)
     out = L.Dense(2, name="d")(L.Flatten()(x))
     x_, _ = data((8, 8, 1), 2)
-    qat = quantize_model(keras.Model(inp, out), float_layers=["up"])
-    assert isinstance(qat.get_layer("up"), L.UpSampling2D)
-    assert isinstance(qat.layers[qat.layers.index(qat.get_layer("up")) + 1], QuantizeLayer)  # range after it
+    model = keras.Model(inp, out)
+    with pytest.raises(QuantizationError, match="layer 'odd'"):
+        quantize_model(model)
+    qat = quantize_model(model, float_layers=["odd"])
+    odd = qat.get_layer("odd")
+    assert not isinstance(odd, QuantizeWrapper)
+    assert isinstance(qat.layers[qat.layers.index(odd) + 1], QuantizeLayer)  # a range after it
     qat.compile("adam", "mse")
     qat.fit(x_, np.zeros((64, 2)), verbose=0, epochs=1)
-    with pytest.raises(ConversionError):  # the float layer has no range without calibration data
-        to_tflite(qat, quantization="int8", verbose=False)
     blob = to_tflite(qat, quantization="int8", representative_data=x_, verbose=False)
     assert float_ops(blob) == []
+    assert tflite_op in [op for op, _, _ in ops_and_types(blob)]
+    if same_scale:  # the op keeps its input's scale: its range is known without calibration
+        assert float_ops(to_tflite(qat, quantization="int8", verbose=False)) == []
+    else:
+        with pytest.raises(ConversionError, match="computes in float"):
+            to_tflite(qat, quantization="int8", verbose=False)
 
 
 def test_annotate_then_apply_quantizes_only_annotated():
