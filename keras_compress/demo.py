@@ -177,12 +177,35 @@ def _step_qat(ctx: DemoContext) -> None:
     ctx.add("qat_int8", to_tflite(qat, quantization="int8", verbose=False), mode="int8")
 
 
+def _step_distillation(ctx: DemoContext) -> None:
+    """A student a quarter as wide, trained from scratch and distilled from the baseline."""
+    from keras_compress.convert import to_tflite
+    from keras_compress.distillation import scratch_and_distilled
+
+    shape = ctx.x_train.shape[1:]
+    students = scratch_and_distilled(
+        ctx.baseline,
+        lambda name: build_demo_cnn(shape, width=8, name=name),
+        ctx.x_train,
+        ctx.y_train,
+        epochs=ctx.epochs,
+        verbose=ctx.verbose,
+    )
+    params = students["student_distilled"].count_params()
+    _progress(f"[distil] student with {params:,} parameters ({ctx.baseline.count_params() / params:.0f}x fewer), scratch vs distilled")
+    for name, student in students.items():
+        student.save(ctx.out_dir / f"{name}.keras")
+        blob = to_tflite(student, quantization="int8", representative_data=ctx.x_train[:200], verbose=False)
+        ctx.add(f"{name}_int8", blob, mode="int8", params=int(params))
+
+
 # Variant steps after the baseline, in table order. Each takes the context and
 # adds its rows; later issues (pruning, QAT, distillation) add steps here.
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("baseline", _step_baseline),
     ("qat", _step_qat),
     ("pruning", _step_pruning),
+    ("distillation", _step_distillation),
 ]
 
 

@@ -98,3 +98,17 @@ def test_qat_row(demo):
     qat = rows["qat_int8"]
     assert qat["accuracy"] >= rows["float32"]["accuracy"] - 0.005
     assert qat["accuracy"] >= rows["int8_ptq"]["accuracy"]
+
+
+def test_distillation_rows(demo):
+    """Teacher (the baseline's int8 row), student from scratch and distilled, each int8.
+
+    Whether distillation helps is measured over 3 seeds on load_shapes in
+    bench/bench_distillation.py; here: both students exist, are much smaller
+    than the teacher, and learned the task.
+    """
+    _, rows, _ = demo
+    scratch, distilled = rows["student_scratch_int8"], rows["student_distilled_int8"]
+    assert scratch["params"] == distilled["params"] < 224_458 / 10
+    assert distilled["size_bytes"] < rows["int8_ptq"]["size_bytes"] / 5
+    assert scratch["accuracy"] > 0.85 and distilled["accuracy"] > 0.85
