@@ -124,7 +124,8 @@ class LastValueQuantizer(Quantizer):
         else:
             axis = None
             bound = ops.max(ops.abs(x))
-        bound = ops.maximum(bound, _MIN_WEIGHT_RANGE)
+        # The range is not trained: no gradient through max(|w|) (straight-through for w only).
+        bound = ops.stop_gradient(ops.maximum(bound, _MIN_WEIGHT_RANGE))
         return fake_quant(x, -bound, bound, num_bits=self.num_bits, narrow_range=self.narrow_range, axis=axis)
 
     def get_config(self):
@@ -187,7 +188,7 @@ class MovingAverageQuantizer(Quantizer):
             min_var.assign(new_min)
             max_var.assign(new_max)
             seen.assign(ops.ones_like(seen))
-            lo, hi = new_min, new_max
+            lo, hi = ops.stop_gradient(new_min), ops.stop_gradient(new_max)
         else:
             lo, hi = ops.convert_to_tensor(min_var), ops.convert_to_tensor(max_var)
         lo = ops.minimum(lo, 0.0)
