@@ -50,6 +50,10 @@ def _tradeoff_axes(ax, names: Sequence[str], xs: Sequence[float], ys: Sequence[f
         ax.step(fx, fy, where="post", color=FRONT_COLOUR, linewidth=1.5, linestyle="--", zorder=2, label="Pareto front")
     if logx and min(xs) > 0 and max(xs) / min(xs) > 4:
         ax.set_xscale("log")
+        # Label only the decades: matplotlib's minor labels (2x10^1, 3x10^1, ...) overlap.
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.grid(True, alpha=0.3)
