@@ -26,6 +26,8 @@ was expected and what was found.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from edgetpu.errors import InvalidModelError
+from edgetpu.errors import EdgeTPUError, InvalidModelError
 
 __all__ = [
     "EDGETPU_CUSTOM_OP",
@@ -43,6 +45,8 @@ __all__ = [
     "Subgraph",
     "Tensor",
     "is_compiled",
+    "SchemaUnavailableError",
+    "SCHEMA_MODULES",
     "load_bytes",
     "read_model",
 ]
@@ -55,12 +59,29 @@ FILE_IDENTIFIER = b"TFL3"
 ModelSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, "Model"]
 
 
+#: Where the generated .tflite schema is found, in order: ai-edge-litert ships
+#: it; TensorFlow has a copy (importing it imports TensorFlow, the last resort,
+#: as for the interpreter); tflite_runtime ships none.
+SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
+
+
+class SchemaUnavailableError(EdgeTPUError, ImportError):
+    """No package providing the .tflite flatbuffer schema is installed."""
+
+
+@functools.lru_cache(maxsize=None)
 def _schema():
     # Imported lazily: the schema module is large (~20k lines) and only needed
     # when a model is actually read.
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
+    for module in SCHEMA_MODULES:
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            continue
+    raise SchemaUnavailableError(
+        "reading a .tflite model's ops needs the flatbuffer schema that ships with ai-edge-litert "
+        "(`pip install ai-edge-litert flatbuffers`); tried " + ", ".join(SCHEMA_MODULES)
+    )
 
 
 def _enum_names(enum_cls) -> Dict[int, str]:
@@ -296,7 +317,7 @@ def read_model(model: ModelSource) -> Model:
     data, name = load_bytes(model)
     try:
         return _parse(data, name)
-    except InvalidModelError:
+    except EdgeTPUError:  # InvalidModelError, SchemaUnavailableError: already say what is wrong
         raise
     except Exception as e:  # flatbuffers reports corruption as IndexError/struct.error/...
         raise InvalidModelError(
@@ -545,14 +566,20 @@ def is_compiled(model: ModelSource, name: Optional[str] = None) -> bool:
         return model.has_edgetpu_custom_op
     data, name = load_bytes(model, name)
     try:
-        root = _schema().Model.GetRootAs(data, 0)
+        schema = _schema()
+    except SchemaUnavailableError:
+        # A board with tflite_runtime alone can still run models: without the schema,
+        # look for the custom-op code string itself (the compiler writes it verbatim).
+        return EDGETPU_CUSTOM_OP.encode() in data
+    try:
+        root = schema.Model.GetRootAs(data, 0)
         n = _Guard(name, len(data)).length(root.OperatorCodesLength(), "operator_codes")
         for i in range(n):
             code = root.OperatorCodes(i).CustomCode()
             if code is not None and _str(code) == EDGETPU_CUSTOM_OP:
                 return True
         return False
-    except InvalidModelError:
+    except EdgeTPUError:  # InvalidModelError, SchemaUnavailableError: already say what is wrong
         raise
     except Exception as e:
         raise InvalidModelError(

@@ -1,0 +1,104 @@
+"""edgetpu picks ai_edge_litert, else tflite_runtime, else tensorflow.lite, and runs a model with each.
+
+tflite_runtime has no wheel for current Pythons, so its slot is exercised with a
+stand-in package of the same shape (``tflite_runtime.interpreter`` exposing
+``Interpreter`` and ``load_delegate``) that forwards to tensorflow.lite.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from edgetpu._interpreter import backend
+from edgetpu.errors import EdgeTPUError
+
+RUN = """
+import sys, numpy as np
+{block}
+import edgetpu
+from edgetpu._interpreter import backend
+interp = edgetpu.make_interpreter({model!r}, num_threads=1)
+out = edgetpu.run(interp, np.zeros((2, 32, 32, 1), np.float32))
+assert out.shape == (2, 10)
+print("BACKEND", backend().name)
+"""
+
+
+def _run(tmp_path, model, block="", env_extra=None):
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env.get("PYTHONPATH", "")
+    code = RUN.format(block=textwrap.dedent(block), model=str(model))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.split("BACKEND ")[1].strip()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, small_tflite):
+    p = tmp_path_factory.mktemp("backend") / "m.tflite"
+    p.write_bytes(small_tflite["int8"])
+    return p
+
+
+def test_default_is_ai_edge_litert(tmp_path, model_file):
+    assert _run(tmp_path, model_file) == "ai_edge_litert"
+
+
+def test_falls_back_to_tflite_runtime_then_tensorflow(tmp_path, model_file):
+    pkg = tmp_path / "tflite_runtime"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "interpreter.py").write_text(
+        "import tensorflow as tf\nInterpreter = tf.lite.Interpreter\n"
+        "load_delegate = tf.lite.experimental.load_delegate\nOpResolverType = tf.lite.experimental.OpResolverType\n"
+    )
+    no_litert = "sys.modules['ai_edge_litert'] = None  # as if not installed"
+    assert _run(tmp_path, model_file, no_litert) == "tflite_runtime"
+    neither = no_litert + "\nsys.modules['tflite_runtime'] = None"
+    assert _run(tmp_path, model_file, neither) == "tensorflow"
+
+
+def test_forced_choice(tmp_path, model_file):
+    assert _run(tmp_path, model_file, env_extra={"EDGETPU_INTERPRETER": "tensorflow"}) == "tensorflow"
+
+
+def test_bad_forced_choice_is_a_clear_error(monkeypatch):
+    backend.cache_clear()
+    monkeypatch.setenv("EDGETPU_INTERPRETER", "tflite")
+    try:
+        with pytest.raises(EdgeTPUError, match="ai_edge_litert, tflite_runtime, tensorflow"):
+            backend()
+    finally:
+        backend.cache_clear()
+
+
+def test_without_the_schema_models_still_run_and_check_says_what_to_install(monkeypatch, model_file, small_tflite):
+    """A board with tflite_runtime alone has no .tflite schema: running works, reading ops says why not."""
+    import importlib
+
+    import edgetpu
+    from edgetpu import model as model_mod
+
+    real_import = importlib.import_module
+
+    def no_schema(name, *a, **k):
+        if name in model_mod.SCHEMA_MODULES:
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *a, **k)
+
+    model_mod._schema.cache_clear()
+    monkeypatch.setattr(model_mod.importlib, "import_module", no_schema)
+    try:
+        assert edgetpu.run(edgetpu.make_interpreter(model_file), __import__("numpy").zeros((1, 32, 32, 1))).shape == (1, 10)
+        assert model_mod.is_compiled(small_tflite["int8"]) is False
+        assert model_mod.is_compiled(small_tflite["int8"] + b"edgetpu-custom-op") is True
+        with pytest.raises(model_mod.SchemaUnavailableError, match="pip install ai-edge-litert"):
+            edgetpu.check(model_file)
+    finally:
+        model_mod._schema.cache_clear()
