@@ -123,26 +123,17 @@ def _step_baseline(ctx: DemoContext) -> None:
         ctx.add(variant, blob, mode=mode)
 
 
-def _overall_sparsity(model) -> float:
-    """Fraction of zeros over all prunable kernels of ``model``."""
-    from keras_compress.pruning import sparsity_report
-
-    rows = sparsity_report(model, None)
-    weights = sum(r["weights"] for r in rows)
-    return sum(r["zeros"] for r in rows) / weights if weights else 0.0
-
-
 def _step_pruning(ctx: DemoContext) -> None:
     """80% magnitude pruning during fine-tuning, and 50% of the conv filters removed."""
     from keras_compress.convert import to_tflite
-    from keras_compress.pruning import filter_prune_and_finetune, prune_and_finetune
+    from keras_compress.pruning import filter_prune_and_finetune, overall_sparsity, prune_and_finetune
 
     epochs = max(2, ctx.epochs * 2 // 3)
     calib = ctx.x_train[:200]
     _progress(f"[prune] 80% magnitude sparsity (PolynomialDecay) while fine-tuning {epochs} epochs")
     pruned = prune_and_finetune(ctx.baseline, ctx.x_train, ctx.y_train, sparsity=0.8, epochs=epochs, batch_size=32)
     pruned.save(ctx.out_dir / "pruned.keras")
-    sparsity = _overall_sparsity(pruned)
+    sparsity = overall_sparsity(pruned)
     ctx.add("pruned_int8", to_tflite(pruned, quantization="int8", representative_data=calib, verbose=False), mode="int8", sparsity=sparsity)
 
     _progress(f"[prune] remove 50% of the conv filters, fine-tune {epochs} epochs")

@@ -25,7 +25,7 @@ from keras_compress.pruning.callbacks import PruningSummaries, UpdatePruningStep
 from keras_compress.pruning.masks import m_by_n_mask, magnitude_mask
 from keras_compress.pruning.prune import prune_low_magnitude
 from keras_compress.pruning.recipes import filter_prune_and_finetune, prune_and_finetune
-from keras_compress.pruning.report import layer_sparsities, sparsity_report
+from keras_compress.pruning.report import layer_sparsities, overall_sparsity, sparsity_report
 from keras_compress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
 from keras_compress.pruning.strip import strip_pruning
 from keras_compress.pruning.structured import filter_importance, prune_filters
@@ -43,6 +43,7 @@ __all__ = [
     "prune_filters",
     "filter_importance",
     "layer_sparsities",
+    "overall_sparsity",
     "PruneLowMagnitude",
     "collect_wrappers",
     "is_prunable",

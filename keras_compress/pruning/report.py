@@ -78,6 +78,13 @@ def sparsity_report(model, print_fn=print) -> list[dict]:
     return rows
 
 
+def overall_sparsity(model) -> float:
+    """Fraction of zeros over all prunable weights of ``model`` (the table's total line)."""
+    rows = sparsity_report(model, None)
+    total = sum(r["weights"] for r in rows)
+    return sum(r["zeros"] for r in rows) / total if total else 0.0
+
+
 def layer_sparsities(model) -> dict:
     """``{layer/weight: sparsity}`` for every prunable weight (no printing)."""
     return {f"{r['layer']}/{r['weight']}": r["sparsity"] for r in sparsity_report(model, None)}

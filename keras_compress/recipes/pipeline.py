@@ -115,7 +115,7 @@ def _accuracy(model, data) -> float:
 
 
 def _kernel_sparsity(model) -> float:
-    """Fraction of exact zeros over all kernels (conv, dense) of ``model``."""
+    """Fraction of exact zeros over all kernels (conv, dense) of ``model``, wrappers (pruning, QAT) included."""
     total = zeros = 0
     for w in model.weights:
         if w.path.split("/")[-1] in ("kernel", "depthwise_kernel", "pointwise_kernel"):
@@ -343,27 +343,20 @@ def compress(
 
 
 def _convert(model, path, mode, calib, r: Recipe, qat_model: bool) -> bytes:
-    """to_tflite with the recipe's settings. A QAT model is converted from its own ranges;
-    if the converter still asks for calibration data, the recipe's samples are given
-    (ranges the QAT model learned are kept by the converter; only tensors without one are calibrated)."""
+    """to_tflite with the recipe's settings; a QAT model converts to int8 from its own ranges."""
     from keras_compress.convert import to_tflite
-    from keras_compress.errors import ConversionError
 
-    kwargs = dict(
+    needs_calib = mode == "int16x8" or (mode == "int8" and not qat_model)
+    return to_tflite(
+        model,
+        path,
         quantization=mode,
+        representative_data=calib if needs_calib else None,
         num_calibration_samples=r.convert.calibration_samples,
         input_type=r.convert.input_type if mode == "int8" else None,
         target=r.convert.target if r.convert.target != "cpu" else None,
         verbose=False,
     )
-    needs_calib = mode in ("int8", "int16x8")
-    if qat_model and mode == "int8":
-        try:
-            return to_tflite(model, path, representative_data=None, **kwargs)
-        except ConversionError as e:
-            if "representative_dataset" not in str(e):
-                raise
-    return to_tflite(model, path, representative_data=calib if needs_calib else None, **kwargs)
 
 
 def _machine() -> dict:
