@@ -34,13 +34,13 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from edgetpu.errors import DelegateError, NoEdgeTPUError
+from edgetpu import backend as _backend
+from edgetpu.errors import DelegateError, InvalidDeviceError, NoEdgeTPUError
 from edgetpu.model import is_compiled
 
 __all__ = [
     "DEVICE_FORMS",
     "EDGETPU_SHARED_LIB",
-    "InvalidDeviceError",
     "cpu_model_for",
     "list_edge_tpus",
     "load_edgetpu_delegate",
@@ -70,10 +70,6 @@ RUNTIME_HINT = (
     "install the Edge TPU runtime (Coral's apt repository: `sudo apt-get install libedgetpu1-std`; "
     "macOS/Windows: Coral's edgetpu_runtime package) and plug in the Edge TPU"
 )
-
-
-class InvalidDeviceError(DelegateError, ValueError):
-    """A device string is not one of the accepted forms."""
 
 
 class _Device(ctypes.Structure):
@@ -184,9 +180,7 @@ def load_edgetpu_delegate(device: Optional[str] = None, options: Optional[Dict[s
     if device is not None:
         opts["device"] = device
     lib = shared_lib()
-    from edgetpu._interpreter import backend
-
-    be = backend()
+    be = _backend.interpreter_backend()
     if _open_library(lib) is None:
         # Checked first: a failed load_delegate in ai_edge_litert also prints a
         # spurious "Exception ignored in Delegate.__del__" traceback.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -12,7 +13,7 @@ import edgetpu
 from edgetpu import compiler
 from edgetpu.cli import main as cli_main
 from edgetpu.compiler import INSTALL_HINT, compile as compile_model, find_compiler, parse_log, parse_size, parse_stdout
-from edgetpu.errors import CompilerError, CompilerNotFoundError, InvalidModelError
+from edgetpu.errors import CompilerError, CompilerNotFoundError, InputError, InvalidModelError, OutputError
 from fakes.tflite_builder import Graph, conv_chain
 
 REAL_STDOUT = """Edge TPU Compiler version 16.0.384591198
@@ -233,9 +234,10 @@ def test_refuses_when_an_output_would_overwrite_the_input(compiler_env, tmp_path
     out.mkdir()
     (out / "net_edgetpu.tflite").symlink_to(src)
     before = _digest(src)
-    with pytest.raises(CompilerError, match="overwrite the input"):
+    with pytest.raises(OutputError, match="overwrite the input"):
         compile_model(src, out)
     assert _digest(src) == before
+    assert not compiler_env.exists()  # refused before the compiler ran
 
 
 def test_bad_input_is_invalid_model_before_running(compiler_env, tmp_path):
@@ -248,11 +250,62 @@ def test_bad_input_is_invalid_model_before_running(compiler_env, tmp_path):
     assert not compiler_env.exists()  # the compiler never ran
 
 
-def test_bad_arguments(compiler_env, tmp_path):
+@pytest.mark.parametrize(
+    "kw, words",
+    [({"num_segments": 0}, "num_segments must be a positive int or None, got 0"),
+     ({"num_segments": True}, "num_segments must be a positive int or None, got True"),
+     ({"min_runtime_version": "14"}, "min_runtime_version must be a positive int or None, got '14'"),
+     ({"timeout_s": 0}, "timeout_s must be a finite number of seconds >= 1, got 0"),
+     ({"timeout_s": 0.5}, "got 0.5"), ({"timeout_s": float("nan")}, "got nan"), ({"timeout_s": float("inf")}, "got inf"),
+     ({"timeout_s": None}, "got None")],
+)
+def test_bad_arguments_are_input_errors_before_anything_runs(compiler_env, tmp_path, kw, words):
     src = _model(tmp_path)
-    for kw in ({"num_segments": 0}, {"min_runtime_version": "14"}, {"timeout_s": 0}):
-        with pytest.raises(ValueError):
-            compile_model(src, **kw)
+    with pytest.raises(InputError, match=re.escape(words)):
+        compile_model(src, tmp_path / "out", **kw)
+    assert not compiler_env.exists() and not (tmp_path / "out").exists()
+
+
+def test_fractional_timeout_is_rounded_up_to_whole_seconds(compiler_env, tmp_path):
+    compile_model(_model(tmp_path), tmp_path / "out", timeout_s=1.2)
+    argv = json.loads(compiler_env.read_text().splitlines()[-1])
+    assert argv[argv.index("--timeout_sec") + 1] == "2"
+
+
+def test_compiler_error_carries_its_data_as_constructor_fields(compiler_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "op_version")
+    with pytest.raises(CompilerError) as e:
+        compile_model(_model(tmp_path), tmp_path / "o")
+    err = e.value
+    assert (err.kind, err.returncode) == ("op_version", 1)
+    assert "Registration failed" in err.stdout and err.compiler_message.splitlines()[0].startswith("ERROR: Didn't find")
+    assert err.log is None  # this failure writes no operation log
+    clone = CompilerError(str(err), kind=err.kind, returncode=err.returncode, stdout=err.stdout,
+                          compiler_message=err.compiler_message, log="table")
+    assert (clone.kind, clone.log, str(clone)) == ("op_version", "table", str(err))
+
+
+def test_existing_read_only_output_is_refused_before_compiling(compiler_env, tmp_path):
+    src = _model(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "net_edgetpu.tflite").write_bytes(b"keep me")
+    (out / "net_edgetpu.tflite").chmod(0o444)
+    with pytest.raises(OutputError, match=r"net_edgetpu.tflite: the file exists and is read-only"):
+        compile_model(src, out)
+    assert (out / "net_edgetpu.tflite").read_bytes() == b"keep me"
+    assert not compiler_env.exists()
+
+
+def test_existing_writable_output_is_replaced_and_keeps_its_mode(compiler_env, tmp_path):
+    src = _model(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "net_edgetpu.tflite").write_bytes(b"old")
+    (out / "net_edgetpu.tflite").chmod(0o640)
+    r = compile_model(src, out)
+    assert (out / "net_edgetpu.tflite").read_bytes() != b"old"
+    assert os.stat(r.output_paths[0]).st_mode & 0o777 == 0o640
 
 
 def test_find_compiler(monkeypatch, tmp_path, fake_compiler):

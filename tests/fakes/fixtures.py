@@ -101,3 +101,19 @@ def fake_libedgetpu(tmp_path_factory) -> Path:
     out = d / "libedgetpu.so.1"
     subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(FAKES / "fake_libedgetpu.c")], check=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def tflite_runtime_venv():
+    """``run(script, *args) -> CompletedProcess`` in a cached venv with the real tflite-runtime 2.14.0 only.
+
+    Skips, with the reason, where that wheel cannot be installed (another
+    Python version, no package registry). See tests/tflite_runtime_venv.py.
+    """
+    from tflite_runtime_venv import VenvUnavailable, ensure_venv, run_in_tflite_runtime_venv
+
+    try:
+        ensure_venv()
+    except VenvUnavailable as e:
+        pytest.skip(str(e))
+    return run_in_tflite_runtime_venv
