@@ -108,12 +108,18 @@ def _run_lines(model: str, input_path: str | None, top_k: int, device: str | Non
 
 
 def _call(args: argparse.Namespace, fn: Callable[..., Any], *fn_args: Any, what: str, where: str, **kw: Any) -> Any:
-    """``fn(*fn_args, **kw)``, in a child process unless ``--in-process``."""
+    """``fn(*fn_args, **kw)``, in a child process unless ``--in-process``.
+
+    Without ``-v`` the TFLite runtime's own "INFO: ..." lines (e.g. "Created
+    TensorFlow Lite XNNPACK delegate for CPU.") are dropped from the child's
+    stderr, so an error is the only line printed.
+    """
     if args.in_process:
         return fn(*fn_args, **kw)
     from edgetpu.isolate import call_in_child
 
-    return call_in_child(fn, *fn_args, what=what, where=where, **kw)
+    hide = () if args.verbose else ("INFO: ",)
+    return call_in_child(fn, *fn_args, what=what, where=where, hide_stderr=hide, **kw)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

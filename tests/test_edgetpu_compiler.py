@@ -297,6 +297,16 @@ def test_existing_read_only_output_is_refused_before_compiling(compiler_env, tmp
     assert not compiler_env.exists()
 
 
+def test_new_outputs_follow_the_umask(compiler_env, tmp_path):
+    old = os.umask(0o027)
+    try:
+        r = compile_model(_model(tmp_path), tmp_path / "out")
+    finally:
+        os.umask(old)
+    for p in [*r.output_paths, r.log_path]:
+        assert os.stat(p).st_mode & 0o777 == 0o640, p  # 0o666 & ~0o027, as open() would create them
+
+
 def test_existing_writable_output_is_replaced_and_keeps_its_mode(compiler_env, tmp_path):
     src = _model(tmp_path)
     out = tmp_path / "out"

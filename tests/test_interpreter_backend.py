@@ -1,8 +1,10 @@
 """edgetpu picks ai_edge_litert, else tflite_runtime, else tensorflow.lite, and runs a model with each.
 
-tflite_runtime has no wheel for current Pythons, so its slot is exercised with a
-stand-in package of the same shape (``tflite_runtime.interpreter`` exposing
-``Interpreter`` and ``load_delegate``) that forwards to tensorflow.lite.
+The fallback *order* is tested here in this environment, with a stand-in
+``tflite_runtime`` package of the real one's shape (``tflite_runtime.interpreter``
+exposing ``Interpreter`` and ``load_delegate``) that forwards to tensorflow.lite,
+because the real wheel needs numpy<2. The proof that the real tflite-runtime
+2.14.0 runs ``edgetpu`` is tests/test_tflite_runtime_214.py (its own venv).
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ import textwrap
 
 import pytest
 
-from edgetpu._interpreter import backend
+from edgetpu import interpreter_backend
 from edgetpu.errors import EdgeTPUError
 
 RUN = """
 import sys, numpy as np
 {block}
 import edgetpu
-from edgetpu._interpreter import backend
 interp = edgetpu.make_interpreter({model!r}, num_threads=1)
 out = edgetpu.run(interp, np.zeros((2, 32, 32, 1), np.float32))
 assert out.shape == (2, 10)
-print("BACKEND", backend().name)
+assert edgetpu.interpreter_info(interp).backend == edgetpu.interpreter_backend().name
+print("BACKEND", edgetpu.interpreter_backend().name)
 """
 
 
@@ -69,13 +71,30 @@ def test_forced_choice(tmp_path, model_file):
 
 
 def test_bad_forced_choice_is_a_clear_error(monkeypatch):
-    backend.cache_clear()
     monkeypatch.setenv("EDGETPU_INTERPRETER", "tflite")
-    try:
-        with pytest.raises(EdgeTPUError, match="ai_edge_litert, tflite_runtime, tensorflow"):
-            backend()
-    finally:
-        backend.cache_clear()
+    with pytest.raises(EdgeTPUError, match="EDGETPU_INTERPRETER: expected one of ai_edge_litert, tflite_runtime, "
+                                           "tensorflow, got 'tflite'"):
+        interpreter_backend()
+    with pytest.raises(EdgeTPUError, match=r"interpreter_backend\(name\): expected one of"):
+        interpreter_backend("tflite")
+
+
+def test_a_later_change_of_the_variable_takes_effect(monkeypatch, model_file):
+    """The variable is read on every call (it used to be read once inside a cache and then ignored)."""
+    import edgetpu
+
+    monkeypatch.delenv("EDGETPU_INTERPRETER", raising=False)
+    assert interpreter_backend().name == "ai_edge_litert"
+    monkeypatch.setenv("EDGETPU_INTERPRETER", "tensorflow")
+    assert interpreter_backend().name == "tensorflow"
+    assert edgetpu.interpreter_info(edgetpu.make_interpreter(model_file)).backend == "tensorflow"
+    monkeypatch.setenv("EDGETPU_INTERPRETER", "tflite")
+    with pytest.raises(EdgeTPUError, match="got 'tflite'"):
+        edgetpu.make_interpreter(model_file)
+    monkeypatch.setenv("EDGETPU_INTERPRETER", "ai_edge_litert")
+    assert interpreter_backend() is interpreter_backend("ai_edge_litert")  # each package imported once, kept
+    monkeypatch.delenv("EDGETPU_INTERPRETER")
+    assert edgetpu.interpreter_info(edgetpu.make_interpreter(model_file)).backend == "ai_edge_litert"
 
 
 def test_without_the_schema_models_still_run_and_check_says_what_to_install(monkeypatch, model_file, small_tflite):
