@@ -65,7 +65,7 @@ _LAZY = {
     "read_model": "edgetpu.model",
 }
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - *_LAZY unpacks the lazy names (the dict's string keys)
     *_LAZY,
     "EdgeTPUError",
     "InvalidModelError",

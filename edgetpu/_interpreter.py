@@ -3,4 +3,4 @@
 from edgetpu.backend import BACKENDS
 from edgetpu.backend import interpreter_backend as backend
 
-__all__ = ["backend", "BACKENDS"]
+__all__ = ["BACKENDS", "backend"]

@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from edgetpu.errors import EdgeTPUError
 
@@ -45,10 +46,10 @@ class InterpreterBackend:
     name: str
     Interpreter: Any
     load_delegate: Callable[..., Any]
-    OpResolverType: Optional[Any]
+    OpResolverType: Any | None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> InterpreterBackend:
     """Import one package (cached per name; an ImportError is not cached)."""
     if name == "tensorflow":
@@ -60,7 +61,7 @@ def _load(name: str) -> InterpreterBackend:
     return InterpreterBackend(name, mod.Interpreter, mod.load_delegate, getattr(mod, "OpResolverType", None))
 
 
-def interpreter_backend(name: Optional[str] = None) -> InterpreterBackend:
+def interpreter_backend(name: str | None = None) -> InterpreterBackend:
     """The interpreter package in use (or the one named).
 
     Args:
@@ -83,7 +84,7 @@ def interpreter_backend(name: Optional[str] = None) -> InterpreterBackend:
     return _first_available()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _first_available() -> InterpreterBackend:
     """The first package of :data:`BACKENDS` that imports (cached once found; a failure is not cached)."""
     errors = []

@@ -18,12 +18,17 @@ arguments of this call.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from edgetpu.errors import InputError
-from edgetpu.runtime import InterpreterInfo, interpreter_errors, interpreter_info, make_interpreter
+from edgetpu.runtime import (
+    InterpreterInfo,
+    interpreter_errors,
+    interpreter_info,
+    make_interpreter,
+)
 
 __all__ = ["benchmark", "random_input", "summarize_ms"]
 
@@ -42,7 +47,7 @@ def summarize_ms(times_ms: np.ndarray) -> dict:
     }
 
 
-def random_input(detail: dict, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+def random_input(detail: dict, rng: np.random.Generator | None = None) -> np.ndarray:
     """Random data for one input tensor: its dtype, its shape (dynamic dims as 1).
 
     Integer tensors get uniform values over the dtype's whole range, float
@@ -61,7 +66,7 @@ def random_input(detail: dict, rng: Optional[np.random.Generator] = None) -> np.
     return rng.random(shape, dtype=np.float32).astype(dtype)
 
 
-def _given_interpreter(interpreter: Any, num_threads, use_xnnpack, device) -> Optional[InterpreterInfo]:
+def _given_interpreter(interpreter: Any, num_threads, use_xnnpack, device) -> InterpreterInfo | None:
     """The recorded settings of a ready interpreter; refuse arguments that contradict them."""
     info = interpreter_info(interpreter)
     asked = {"num_threads": num_threads, "use_xnnpack": use_xnnpack, "device": device}

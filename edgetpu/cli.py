@@ -21,13 +21,13 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgetpu.errors import EdgeTPUError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -93,7 +93,7 @@ def _run_lines(model: str, input_path: str | None, top_k: int, device: str | Non
 
     interpreter = make_interpreter(model, device=device, num_threads=threads)
     x = _load_input(input_path, interpreter)
-    fmt = lambda r: ", ".join(f"{c.id} ({c.score:.3f})" for c in r)  # noqa: E731
+    fmt = lambda r: ", ".join(f"{c.id} ({c.score:.3f})" for c in r)
     if top_k:
         results = classify(interpreter, x, top_k=top_k)
         if results and isinstance(results[0], list):

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 from edgetpu.errors import CompilerError, CompilerNotFoundError, InputError, OutputError
 from edgetpu.files import atomic_write_bytes, check_writable
@@ -74,7 +74,7 @@ def parse_size(text: str) -> int:
     unit = m.group(2).upper()
     if unit not in _UNITS:
         raise InputError(f"unknown size unit in {text!r}")
-    return int(round(float(m.group(1)) * _UNITS[unit]))
+    return round(float(m.group(1)) * _UNITS[unit])
 
 
 @dataclass
@@ -89,7 +89,7 @@ class OpStatus:
     def mapped(self) -> bool:
         return self.status == MAPPED
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"op": self.op, "count": self.count, "status": self.status, "mapped": self.mapped}
 
 
@@ -103,28 +103,28 @@ class CompileResult:
     """
 
     input_path: str
-    output_paths: List[str]
-    log_path: Optional[str]
-    compiler_version: Optional[str]
+    output_paths: list[str]
+    log_path: str | None
+    compiler_version: str | None
     ops_on_tpu: int
     ops_on_cpu: int
     total_ops: int
-    per_op: List[OpStatus]
+    per_op: list[OpStatus]
     on_chip_bytes: int
-    on_chip_remaining_bytes: Optional[int]
+    on_chip_remaining_bytes: int | None
     off_chip_bytes: int
-    edgetpu_subgraphs: Optional[int]
-    compile_ms: Optional[int]
+    edgetpu_subgraphs: int | None
+    compile_ms: int | None
     stdout: str
-    log_paths: List[str] = field(default_factory=list)
-    segments: List[Dict[str, Any]] = field(default_factory=list)
-    command: List[str] = field(default_factory=list)
+    log_paths: list[str] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
 
     @property
     def fully_mapped(self) -> bool:
         return self.ops_on_cpu == 0 and self.ops_on_tpu > 0
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "input_path": self.input_path,
             "output_paths": list(self.output_paths),
@@ -147,7 +147,7 @@ class CompileResult:
 
     def format_summary(self) -> str:
         """A short human summary (what ``edgetpu compile`` prints)."""
-        mib = lambda b: f"{b / 2**20:.2f} MiB"  # noqa: E731
+        mib = lambda b: f"{b / 2**20:.2f} MiB"
         lines = [
             f"edgetpu_compiler {self.compiler_version or '?'}: {self.input_path}",
             f"  output:     {', '.join(self.output_paths)}",
@@ -212,8 +212,8 @@ _FIELD_RE = {k: re.compile(v) for k, v in _FIELDS.items()}
 _VERSION_RE = re.compile(r"Edge TPU Compiler version (\S+)")
 
 
-def _parse_table(lines: List[str]) -> List[OpStatus]:
-    rows: List[OpStatus] = []
+def _parse_table(lines: list[str]) -> list[OpStatus]:
+    rows: list[OpStatus] = []
     in_table = False
     for line in lines:
         s = line.rstrip("\n")
@@ -232,11 +232,11 @@ def _parse_table(lines: List[str]) -> List[OpStatus]:
     return rows
 
 
-def parse_log(text: str) -> Dict[str, Any]:
+def parse_log(text: str) -> dict[str, Any]:
     """Parse a ``*_edgetpu.log``: version, input, output and the operation table."""
     v = _VERSION_RE.search(text)
-    inp = re.search(r"^Input:\s*(.+?)\s*$", text, re.M)
-    out = re.search(r"^Output:\s*(.+?)\s*$", text, re.M)
+    inp = re.search(r"^Input:\s*(.+?)\s*$", text, re.MULTILINE)
+    out = re.search(r"^Output:\s*(.+?)\s*$", text, re.MULTILINE)
     return {
         "compiler_version": v.group(1) if v else None,
         "input": inp.group(1) if inp else None,
@@ -245,16 +245,16 @@ def parse_log(text: str) -> Dict[str, Any]:
     }
 
 
-def parse_stdout(text: str) -> Dict[str, Any]:
+def parse_stdout(text: str) -> dict[str, Any]:
     """Parse the compiler's stdout into a dict; one entry per compiled model in ``segments``.
 
     Sizes are converted to bytes. The ``-s`` operation table, when present, is
     returned per segment under ``per_op``.
     """
     v = _VERSION_RE.search(text)
-    segments: List[Dict[str, Any]] = []
-    cur: Optional[Dict[str, Any]] = None
-    pending_ms: Optional[int] = None
+    segments: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    pending_ms: int | None = None
     lines = text.splitlines()
     for line in lines:
         s = line.strip()
@@ -281,7 +281,7 @@ _SIZE_FIELDS = ("input_size", "output_size", "on_chip", "on_chip_remaining", "of
 _COUNT_FIELDS = ("subgraphs", "total_ops", "ops_on_tpu", "ops_on_cpu")
 
 
-def _parse_field(line: str, seg: Dict[str, Any]) -> None:
+def _parse_field(line: str, seg: dict[str, Any]) -> None:
     """Store the report field on ``line`` (if any) in ``seg``; a size the parser cannot read is left out."""
     for key, rx in _FIELD_RE.items():
         if key in ("input_model", "compile_ms"):
@@ -324,13 +324,13 @@ _MESSAGE_PREFIXES = (
 )
 
 
-def _failure(stdout: str, returncode: Optional[int], name: str, log: Optional[str] = None) -> CompilerError:
+def _failure(stdout: str, returncode: int | None, name: str, log: str | None = None) -> CompilerError:
     kind, advice = "unknown", "see the compiler output"
     for needle, k, a in _FAILURES:
         if needle in stdout:
             kind, advice = k, a
             break
-    msg_lines: List[str] = []
+    msg_lines: list[str] = []
     for line in stdout.splitlines():
         s = line.strip()
         if s.startswith(_MESSAGE_PREFIXES) and s not in msg_lines:
@@ -368,10 +368,10 @@ def _check_arguments(num_segments: Any, min_runtime_version: Any, timeout_s: Any
     ok = isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool)
     if not ok or not math.isfinite(timeout_s) or timeout_s < 1:
         raise InputError(f"timeout_s must be a finite number of seconds >= 1, got {timeout_s!r}")
-    return int(math.ceil(timeout_s))
+    return math.ceil(timeout_s)
 
 
-def _read_input(model: Any, name: Optional[str]) -> Tuple[bytes, Optional[Path], str, Path]:
+def _read_input(model: Any, name: str | None) -> tuple[bytes, Path | None, str, Path]:
     """``(bytes, source path or None, file name, default output folder)``; the model is parsed first."""
     if isinstance(model, (bytes, bytearray, memoryview)):
         data, src_path, fname, default_out = bytes(model), None, name or "model.tflite", Path.cwd()
@@ -386,14 +386,14 @@ def _read_input(model: Any, name: Optional[str]) -> Tuple[bytes, Optional[Path],
     return data, src_path, fname, default_out
 
 
-def _expected_outputs(stem: str, num_segments: Optional[int]) -> List[str]:
+def _expected_outputs(stem: str, num_segments: int | None) -> list[str]:
     names = [f"{stem}_edgetpu.tflite", f"{stem}_edgetpu.log"]
     for i in range(num_segments or 0):
         names += [f"{stem}_segment_{i}_of_{num_segments}_edgetpu.tflite", f"{stem}_segment_{i}_of_{num_segments}_edgetpu.log"]
     return names
 
 
-def _check_outputs(out: Path, names: List[str], src_path: Optional[Path]) -> None:
+def _check_outputs(out: Path, names: list[str], src_path: Path | None) -> None:
     """Refuse, before compiling, an output folder or output file that cannot or must not be written."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; the output (-o / out_dir) must be a folder")
@@ -409,7 +409,7 @@ def _check_outputs(out: Path, names: List[str], src_path: Optional[Path]) -> Non
 
 
 def _command(exe: str, work_out: Path, in_copy: Path, timeout: int, *, show_operations: bool,
-             num_segments: Optional[int], min_runtime_version: Optional[int], search_delegate: bool) -> List[str]:
+             num_segments: int | None, min_runtime_version: int | None, search_delegate: bool) -> list[str]:
     cmd = [exe, "-o", str(work_out), "--timeout_sec", str(timeout)]
     if show_operations:
         cmd.append("-s")
@@ -422,7 +422,7 @@ def _command(exe: str, work_out: Path, in_copy: Path, timeout: int, *, show_oper
     return cmd + [str(in_copy)]
 
 
-def _run_compiler(cmd: List[str], cwd: Path, timeout: int, fname: str) -> subprocess.CompletedProcess:
+def _run_compiler(cmd: list[str], cwd: Path, timeout: int, fname: str) -> subprocess.CompletedProcess:
     """Run the compiler; killed ``KILL_GRACE_S`` after its own timeout (and at once on Ctrl-C)."""
     try:
         return subprocess.run(
@@ -444,10 +444,10 @@ def _run_compiler(cmd: List[str], cwd: Path, timeout: int, fname: str) -> subpro
 class _Run:
     """What one compiler run left in its temp folder."""
 
-    cmd: List[str]
+    cmd: list[str]
     stdout: str
-    produced: List[Path]
-    logs_text: Dict[str, str]
+    produced: list[Path]
+    logs_text: dict[str, str]
 
 
 def _compile_in(tmpd: Path, cmd_for, data: bytes, fname: str, shown_in: str, out: Path) -> _Run:
@@ -468,7 +468,7 @@ def _compile_in(tmpd: Path, cmd_for, data: bytes, fname: str, shown_in: str, out
     return _Run(cmd, stdout, produced, logs_text)
 
 
-def _publish(produced: List[Path], out: Path, src_path: Optional[Path]) -> Dict[str, Path]:
+def _publish(produced: list[Path], out: Path, src_path: Path | None) -> dict[str, Path]:
     """Move the compiler's outputs into ``out`` (each through a temp name + rename)."""
     final = {p.name: out / p.name for p in produced}
     for dest in final.values():
@@ -480,16 +480,16 @@ def _publish(produced: List[Path], out: Path, src_path: Optional[Path]) -> Dict[
     return final
 
 
-def compile(  # noqa: A001 - the public name mirrors the compiler's verb
-    model: Union[str, "os.PathLike[str]", bytes],
-    out_dir: Union[str, "os.PathLike[str]", None] = None,
+def compile(
+    model: str | os.PathLike[str] | bytes,
+    out_dir: str | os.PathLike[str] | None = None,
     *,
-    num_segments: Optional[int] = None,
-    min_runtime_version: Optional[int] = None,
+    num_segments: int | None = None,
+    min_runtime_version: int | None = None,
     search_delegate: bool = False,
     show_operations: bool = True,
     timeout_s: float = 180,
-    name: Optional[str] = None,
+    name: str | None = None,
 ) -> CompileResult:
     """Compile a .tflite model for the Edge TPU with ``edgetpu_compiler``.
 
@@ -533,7 +533,7 @@ def compile(  # noqa: A001 - the public name mirrors the compiler's verb
     _check_outputs(out, _expected_outputs(stem, num_segments), src_path)
     exe = find_compiler()
 
-    def cmd_for(work_out: Path, in_copy: Path) -> List[str]:
+    def cmd_for(work_out: Path, in_copy: Path) -> list[str]:
         return _command(exe, work_out, in_copy, timeout, show_operations=show_operations, num_segments=num_segments,
                         min_runtime_version=min_runtime_version, search_delegate=search_delegate)
 
@@ -544,7 +544,7 @@ def compile(  # noqa: A001 - the public name mirrors the compiler's verb
     return _result(run, final, shown_in)
 
 
-def _counts(segs: List[Dict[str, Any]], per_op: List[OpStatus]) -> Tuple[int, int, int]:
+def _counts(segs: list[dict[str, Any]], per_op: list[OpStatus]) -> tuple[int, int, int]:
     """(ops on the TPU, ops on the CPU, total) from the stdout report, else from the op table."""
     total = sum(s.get("total_ops", 0) for s in segs)
     if any("ops_on_tpu" in s for s in segs):
@@ -558,12 +558,12 @@ def _counts(segs: List[Dict[str, Any]], per_op: List[OpStatus]) -> Tuple[int, in
     return on_tpu, on_cpu, total or on_tpu + on_cpu
 
 
-def _result(run: _Run, final: Dict[str, Path], shown_in: str) -> CompileResult:
+def _result(run: _Run, final: dict[str, Path], shown_in: str) -> CompileResult:
     """The :class:`CompileResult` of a successful run whose files are now at ``final``."""
     parsed = parse_stdout(run.stdout)
     segs = parsed["segments"]
     log_names = sorted(run.logs_text)
-    per_op: List[OpStatus] = []
+    per_op: list[OpStatus] = []
     for ln in log_names:
         per_op.extend(parse_log(run.logs_text[ln])["per_op"])
     if not per_op:
@@ -593,7 +593,7 @@ def _result(run: _Run, final: Dict[str, Path], shown_in: str) -> CompileResult:
     )
 
 
-def _rename_paths(seg: Dict[str, Any], final: Dict[str, Path], shown_in: str) -> Dict[str, Any]:
+def _rename_paths(seg: dict[str, Any], final: dict[str, Path], shown_in: str) -> dict[str, Any]:
     """A segment's report with the temp-folder paths replaced by the final ones (and the input as the user named it)."""
     out = {k: v for k, v in seg.items() if k != "per_op"}
     for key in ("output_model", "log", "input_model"):
@@ -608,9 +608,9 @@ def _rename_paths(seg: Dict[str, Any], final: Dict[str, Path], shown_in: str) ->
     return out
 
 
-def _merge(rows: List[OpStatus]) -> List[OpStatus]:
+def _merge(rows: list[OpStatus]) -> list[OpStatus]:
     """Sum rows with the same (op, status), keeping first-seen order."""
-    acc: Dict[tuple, OpStatus] = {}
+    acc: dict[tuple, OpStatus] = {}
     for r in rows:
         key = (r.op, r.status)
         if key in acc:

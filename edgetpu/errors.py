@@ -14,19 +14,17 @@ Data beyond the message is given to the constructor as keyword fields (e.g.
 
 from __future__ import annotations
 
-from typing import Optional
-
 __all__ = [
-    "EdgeTPUError",
-    "InvalidModelError",
-    "InterpreterCrashError",
-    "InputError",
-    "OutputError",
-    "CompilerNotFoundError",
     "CompilerError",
+    "CompilerNotFoundError",
     "DelegateError",
+    "EdgeTPUError",
+    "InputError",
+    "InterpreterCrashError",
     "InvalidDeviceError",
+    "InvalidModelError",
     "NoEdgeTPUError",
+    "OutputError",
 ]
 
 
@@ -74,10 +72,10 @@ class CompilerError(EdgeTPUError, RuntimeError):
         message: str,
         *,
         kind: str = "unknown",
-        returncode: Optional[int] = None,
+        returncode: int | None = None,
         stdout: str = "",
         compiler_message: str = "",
-        log: Optional[str] = None,
+        log: str | None = None,
     ):
         super().__init__(message)
         self.kind = kind

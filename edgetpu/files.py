@@ -18,7 +18,7 @@ summaries, reports), so they all behave alike:
     >>> p.read_bytes(), sorted(os.listdir(p.parent))
     (b'data', ['m.bin'])
     >>> os.chmod(p, 0o444)
-    >>> atomic_write_bytes(p, b"other")
+    >>> atomic_write_bytes(p, b"other")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     edgetpu.errors.OutputError: ...m.bin: the file exists and is read-only; refusing to replace it (make it writable or write elsewhere)
@@ -30,7 +30,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Union
 
 from edgetpu.errors import EdgeTPUError, OutputError
 
@@ -41,7 +41,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
-def check_writable(path: PathLike) -> Optional[int]:
+def check_writable(path: PathLike) -> int | None:
     """Refuse a target that must not be replaced; return its permission bits if it exists, else None.
 
     Call it before expensive work whose result goes to ``path`` (e.g. a
@@ -87,7 +87,7 @@ def _make_parent(path: Path) -> None:
         raise OutputError(f"{path}: cannot create the folder {path.parent} ({e.strerror or e})") from None
 
 
-def _open_temp(path: Path) -> Tuple[int, Path]:
+def _open_temp(path: Path) -> tuple[int, Path]:
     """A new temp file beside ``path``, created with mode 0o666 so the kernel applies the umask as open() does."""
     for _ in range(100):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")

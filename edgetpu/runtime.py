@@ -14,8 +14,9 @@ import contextlib
 import logging
 import os
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -24,16 +25,16 @@ from edgetpu.errors import EdgeTPUError, InputError, InvalidModelError
 from edgetpu.model import load_bytes
 
 __all__ = [
-    "make_interpreter",
-    "run",
-    "classify",
     "Class",
     "InterpreterInfo",
-    "interpreter_info",
-    "interpreter_errors",
-    "load_model_bytes",
-    "quantize",
+    "classify",
     "dequantize",
+    "interpreter_errors",
+    "interpreter_info",
+    "load_model_bytes",
+    "make_interpreter",
+    "quantize",
+    "run",
 ]
 
 log = logging.getLogger("edgetpu")
@@ -59,20 +60,20 @@ class InterpreterInfo:
         device: the Edge TPU device string asked for, if any.
     """
 
-    model_path: Optional[str]
+    model_path: str | None
     backend: str
-    num_threads: Optional[int]
+    num_threads: int | None
     xnnpack: bool
     delegated: bool
-    device: Optional[str] = None
+    device: str | None = None
 
 
 # Keyed by the interpreter object itself, so nothing is attached to a foreign class
 # and an entry goes away with its interpreter.
-_INFO: "weakref.WeakKeyDictionary[Any, InterpreterInfo]" = weakref.WeakKeyDictionary()
+_INFO: weakref.WeakKeyDictionary[Any, InterpreterInfo] = weakref.WeakKeyDictionary()
 
 
-def interpreter_info(interpreter: Any) -> Optional[InterpreterInfo]:
+def interpreter_info(interpreter: Any) -> InterpreterInfo | None:
     """The settings ``interpreter`` was made with by :func:`make_interpreter`; None for one made elsewhere."""
     try:
         return _INFO.get(interpreter)
@@ -134,7 +135,7 @@ def load_model_bytes(model: Any) -> tuple[bytes, str | None]:
     return data, (os.fspath(model) if isinstance(model, (str, os.PathLike)) else None)
 
 
-def _check_settings(num_threads: Optional[int], use_xnnpack: bool, be: InterpreterBackend) -> Optional[int]:
+def _check_settings(num_threads: int | None, use_xnnpack: bool, be: InterpreterBackend) -> int | None:
     if num_threads is not None:
         if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
             raise InputError(f"num_threads must be an int >= 1 or None, got {num_threads!r}")
@@ -144,7 +145,7 @@ def _check_settings(num_threads: Optional[int], use_xnnpack: bool, be: Interpret
     return num_threads
 
 
-def _build(be: InterpreterBackend, data: bytes, delegates: list, num_threads: Optional[int], use_xnnpack: bool,
+def _build(be: InterpreterBackend, data: bytes, delegates: list, num_threads: int | None, use_xnnpack: bool,
            where: str):
     kwargs: dict[str, Any] = {"model_content": data, "experimental_delegates": delegates or None}
     if num_threads is not None:

@@ -8,13 +8,26 @@ import os
 import re
 
 import pytest
+from fakes.tflite_builder import Graph, conv_chain
 
 import edgetpu
 from edgetpu import compiler
 from edgetpu.cli import main as cli_main
-from edgetpu.compiler import INSTALL_HINT, compile as compile_model, find_compiler, parse_log, parse_size, parse_stdout
-from edgetpu.errors import CompilerError, CompilerNotFoundError, InputError, InvalidModelError, OutputError
-from fakes.tflite_builder import Graph, conv_chain
+from edgetpu.compiler import (
+    INSTALL_HINT,
+    find_compiler,
+    parse_log,
+    parse_size,
+    parse_stdout,
+)
+from edgetpu.compiler import compile as compile_model
+from edgetpu.errors import (
+    CompilerError,
+    CompilerNotFoundError,
+    InputError,
+    InvalidModelError,
+    OutputError,
+)
 
 REAL_STDOUT = """Edge TPU Compiler version 16.0.384591198
 Started a compilation timeout timer of 180 seconds.

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fakes.tflite_builder import compiled_model, conv_chain
 
 from edgetpu.delegate import (
     EDGETPU_SHARED_LIB,
@@ -18,8 +19,12 @@ from edgetpu.delegate import (
     scan_system,
     validate_device,
 )
-from edgetpu.errors import DelegateError, InvalidDeviceError, InvalidModelError, NoEdgeTPUError
-from fakes.tflite_builder import compiled_model, conv_chain
+from edgetpu.errors import (
+    DelegateError,
+    InvalidDeviceError,
+    InvalidModelError,
+    NoEdgeTPUError,
+)
 
 
 @pytest.fixture
@@ -179,7 +184,7 @@ def test_plan_delegate_failure_falls_back_to_cpu_model_or_raises(fake_libedgetpu
         plan(compiled.read_bytes(), str(compiled))
     assert not isinstance(e.value, NoEdgeTPUError)
     (tmp_path / "net.tflite").write_bytes(conv_chain(1).build())
-    out, delegates, note = plan(compiled.read_bytes(), str(compiled))
+    _, delegates, note = plan(compiled.read_bytes(), str(compiled))
     assert delegates == [] and "failed to load" in note
 
 

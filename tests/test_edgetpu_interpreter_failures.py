@@ -11,12 +11,17 @@ import time
 
 import numpy as np
 import pytest
-
-import edgetpu
-from edgetpu.errors import EdgeTPUError, InputError, InterpreterCrashError, InvalidModelError
-from edgetpu.isolate import call_in_child, isolation_available
 from fakes.broken_models import BROKEN
 from fakes.tflite_builder import conv_chain
+
+import edgetpu
+from edgetpu.errors import (
+    EdgeTPUError,
+    InputError,
+    InterpreterCrashError,
+    InvalidModelError,
+)
+from edgetpu.isolate import call_in_child, isolation_available
 
 needs_fork = pytest.mark.skipif(not isolation_available(), reason="child-process isolation needs fork() (Linux)")
 

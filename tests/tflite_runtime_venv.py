@@ -59,12 +59,12 @@ def _last_line(text: str) -> str:
 def _build(venv: Path) -> None:
     if venv.exists():
         shutil.rmtree(venv)  # a half-built venv from an interrupted run
-    r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False, capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         raise VenvUnavailable(f"cannot create a venv with {sys.executable}: {_last_line(r.stderr)}")
     r = subprocess.run(
         [str(_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "-q", *REQUIREMENTS],
-        capture_output=True, text=True, timeout=900,
+        check=False, capture_output=True, text=True, timeout=900,
     )
     if r.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
@@ -108,5 +108,5 @@ def run_in_tflite_runtime_venv(script: str, *args: str, timeout: float = 600) ->
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("EDGETPU_", "PYTHON", "VIRTUAL_ENV", "TF_"))}
         env.update(PYTHONPATH=stage, PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1")
-        return subprocess.run([str(python), "-c", script, *args], capture_output=True, text=True, timeout=timeout,
+        return subprocess.run([str(python), "-c", script, *args], check=False, capture_output=True, text=True, timeout=timeout,
                               env=env, cwd=stage)

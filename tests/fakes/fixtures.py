@@ -110,7 +110,11 @@ def tflite_runtime_venv():
     Skips, with the reason, where that wheel cannot be installed (another
     Python version, no package registry). See tests/tflite_runtime_venv.py.
     """
-    from tflite_runtime_venv import VenvUnavailable, ensure_venv, run_in_tflite_runtime_venv
+    from tflite_runtime_venv import (
+        VenvUnavailable,
+        ensure_venv,
+        run_in_tflite_runtime_venv,
+    )
 
     try:
         ensure_venv()
