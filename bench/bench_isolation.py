@@ -28,9 +28,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
-from _common import interleave, machine, md_table, median, write_results  # noqa: E402
+import numpy as np
+from _common import interleave, machine, md_table, median, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,6 +67,36 @@ def _cli(argv: list[str]) -> tuple[float, str]:
     return dt * 1000.0, r.stdout
 
 
+def _run_task(argv: list[str]):
+    return lambda: _cli(argv)[0]
+
+
+def _bench_task(argv: list[str], latencies: list[float]):
+    """Wall time of one ``edgetpu bench`` command; the median invoke latency it reports goes to ``latencies``."""
+
+    def task() -> float:
+        wall, out = _cli(argv)
+        latencies.append(json.loads(out)[0]["median_ms"])
+        return wall
+
+    return task
+
+
+def fork_overhead_ms(n: int = 50) -> dict:
+    """In-process cost of edgetpu.isolate.call_in_child itself: a trivial function, and one returning 40 kB."""
+    from edgetpu.isolate import call_in_child
+
+    out = {}
+    for name, fn, arg in (("trivial", int, 0), ("array_1000x10_float32", np.copy, np.zeros((1000, 10), np.float32))):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            call_in_child(fn, arg, what="timing")
+            times.append((time.perf_counter() - t) * 1000.0)
+        out[name] = {"median_ms": median(times), "min_ms": min(times)}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="the small model only, 3 rounds (figures meaningless)")
@@ -82,17 +111,13 @@ def main(argv=None) -> int:
         tasks = {}
         for name, path in models.items():
             for mode, extra in (("isolated", []), ("in_process", ["--in-process"])):
-                tasks[f"{name}/run/{mode}"] = (lambda a: lambda: _cli(a)[0])(["run", str(path), *extra])
-
-                def bench_task(a=["bench", str(path), "--runs", "30", "--warmup", "3", "--threads", "1", "--json",
-                                  *extra], key=f"{name}/bench/{mode}"):
-                    wall, out = _cli(a)
-                    bench_ms.setdefault(key, []).append(json.loads(out)[0]["median_ms"])
-                    return wall
-
-                tasks[f"{name}/bench/{mode}"] = bench_task
+                tasks[f"{name}/run/{mode}"] = _run_task(["run", str(path), *extra])
+                tasks[f"{name}/bench/{mode}"] = _bench_task(
+                    ["bench", str(path), "--runs", "30", "--warmup", "3", "--threads", "1", "--json", *extra],
+                    bench_ms.setdefault(f"{name}/bench/{mode}", []))
         walls = interleave(tasks, rounds)
-    rows, results = [], {}
+    fork = fork_overhead_ms()
+    rows, results = [], {"call_in_child": fork}
     for name in models:
         for cmd in ("run", "bench"):
             iso, inp = median(walls[f"{name}/{cmd}/isolated"]), median(walls[f"{name}/{cmd}/in_process"])
@@ -109,7 +134,9 @@ def main(argv=None) -> int:
     md = (f"#### Child-process isolation of `edgetpu run` / `bench`: whole-command wall time, median of {rounds} "
           "interleaved rounds\n\n"
           + md_table(["model (int8)", "command", "isolated, ms", "--in-process, ms", "cost of isolation",
-                      "bench median invoke, ms (isolated / in-process)"], rows))
+                      "bench median invoke, ms (isolated / in-process)"], rows)
+          + "\n\n`call_in_child` itself (fork, pipe, pickle; median of 50 in one process): "
+          + ", ".join(f"{k} {v['median_ms']:.2f} ms (min {v['min_ms']:.2f})" for k, v in fork.items()) + ".")
     m["command"] = "bench/bench_isolation.py" + (" --quick" if args.quick else "")
     j, mdp = write_results("isolation", {"machine": m, "rounds": rounds, "results": results}, md,
                            Path(args.out) if args.out else None)

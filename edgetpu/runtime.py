@@ -83,11 +83,23 @@ def interpreter_info(interpreter: Any) -> InterpreterInfo | None:
 
 def _where(interpreter: Any) -> str:
     info = interpreter_info(interpreter)
-    return (info.model_path if info is not None else None) or "model"
+    if info is None:
+        return "model"
+    return info.model_path or "model buffer"
+
+
+# What the interpreter's terse messages mean for the model (its own words are kept too).
+_MEANING = (
+    ("lacks data", "an op reads a tensor that no op writes and that is not a constant"),
+    ("Tensor data is null", "a tensor the model reads or returns is never written by any op"),
+)
 
 
 def _one_line(text: str) -> str:
-    return " / ".join(line.strip() for line in str(text).splitlines() if line.strip()) or "no message"
+    msg = " / ".join(line.strip() for line in str(text).splitlines() if line.strip()) or "no message"
+    msg = msg.replace(". Run allocate_tensors() first", "")  # allocate_tensors() did run: the model is the cause
+    meaning = next((m for needle, m in _MEANING if needle in msg), None)
+    return f"{msg} ({meaning})" if meaning else msg
 
 
 @contextlib.contextmanager
@@ -105,7 +117,7 @@ def interpreter_errors(where: str, step: str) -> Iterator[None]:
         ...     raise RuntimeError("Input tensor 5 lacks data")
         Traceback (most recent call last):
         ...
-        edgetpu.errors.InvalidModelError: m.tflite: the TFLite interpreter failed while invoking the model: Input tensor 5 lacks data
+        edgetpu.errors.InvalidModelError: m.tflite: the TFLite interpreter failed while invoking the model: Input tensor 5 lacks data (an op reads a tensor that no op writes and that is not a constant)
     """
     try:
         yield

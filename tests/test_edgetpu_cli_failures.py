@@ -25,15 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def compiler_env(fake_compiler, monkeypatch, tmp_path):
-    monkeypatch.setenv("EDGETPU_COMPILER", str(fake_compiler))
-    monkeypatch.delenv("FAKE_EDGETPU_MODE", raising=False)
-    argv_log = tmp_path / "argv.jsonl"
-    monkeypatch.setenv("FAKE_EDGETPU_ARGV_LOG", str(argv_log))
-    return argv_log
-
-
-@pytest.fixture
 def model(tmp_path):
     p = tmp_path / "in" / "net.tflite"
     p.parent.mkdir()

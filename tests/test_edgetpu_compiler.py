@@ -57,15 +57,6 @@ CONCATENATION                  1          More than one subgraph is not supporte
 """
 
 
-@pytest.fixture
-def compiler_env(fake_compiler, monkeypatch, tmp_path):
-    monkeypatch.setenv("EDGETPU_COMPILER", str(fake_compiler))
-    monkeypatch.delenv("FAKE_EDGETPU_MODE", raising=False)
-    argv_log = tmp_path / "argv.jsonl"
-    monkeypatch.setenv("FAKE_EDGETPU_ARGV_LOG", str(argv_log))
-    return argv_log
-
-
 def _model(tmp_path, data=None, name="net.tflite"):
     p = tmp_path / "in" / name
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -298,16 +289,22 @@ def test_compiler_error_carries_its_data_as_constructor_fields(compiler_env, tmp
     assert (clone.kind, clone.log, str(clone)) == ("op_version", "table", str(err))
 
 
-def test_existing_read_only_output_is_refused_before_compiling(compiler_env, tmp_path):
+@pytest.mark.parametrize("mode", [0o444, 0o640], ids=["read-only", "writable"])
+def test_an_existing_output_is_replaced_keeping_its_mode_unless_read_only(compiler_env, tmp_path, mode):
     src = _model(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "net_edgetpu.tflite").write_bytes(b"keep me")
-    (out / "net_edgetpu.tflite").chmod(0o444)
-    with pytest.raises(OutputError, match=r"net_edgetpu.tflite: the file exists and is read-only"):
+    old = out / "net_edgetpu.tflite"
+    old.write_bytes(b"an earlier compile")
+    old.chmod(mode)
+    if mode == 0o444:
+        with pytest.raises(OutputError, match=r"net_edgetpu.tflite: the file exists and is read-only"):
+            compile_model(src, out)
+        assert old.read_bytes() == b"an earlier compile" and not compiler_env.exists()  # refused before compiling
+    else:
         compile_model(src, out)
-    assert (out / "net_edgetpu.tflite").read_bytes() == b"keep me"
-    assert not compiler_env.exists()
+        assert old.read_bytes() != b"an earlier compile"
+    assert os.stat(old).st_mode & 0o777 == mode
 
 
 def test_new_outputs_follow_the_umask(compiler_env, tmp_path):
@@ -318,17 +315,6 @@ def test_new_outputs_follow_the_umask(compiler_env, tmp_path):
         os.umask(old)
     for p in [*r.output_paths, r.log_path]:
         assert os.stat(p).st_mode & 0o777 == 0o640, p  # 0o666 & ~0o027, as open() would create them
-
-
-def test_existing_writable_output_is_replaced_and_keeps_its_mode(compiler_env, tmp_path):
-    src = _model(tmp_path)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "net_edgetpu.tflite").write_bytes(b"old")
-    (out / "net_edgetpu.tflite").chmod(0o640)
-    r = compile_model(src, out)
-    assert (out / "net_edgetpu.tflite").read_bytes() != b"old"
-    assert os.stat(r.output_paths[0]).st_mode & 0o777 == 0o640
 
 
 def test_find_compiler(monkeypatch, tmp_path, fake_compiler):

@@ -7,6 +7,7 @@ failure that escaped as a traceback or killed the process (issue 11).
 from __future__ import annotations
 
 import ctypes
+import re
 import time
 
 import numpy as np
@@ -48,14 +49,14 @@ X = np.zeros((2, 8, 8, 4), np.int8)
 @pytest.mark.parametrize(
     "name, words",
     [("bad_tensor_name", "a tensor name is not valid UTF-8"),
-     ("unfed_input", "Input tensor 5 lacks data"),
+     ("unfed_input", r"Input tensor \d+ lacks data"),
      ("unproduced_output", "Tensor data is null")],
 )
 def test_run_turns_interpreter_failures_into_one_line_invalid_model_errors(broken, name, words):
     with pytest.raises(InvalidModelError) as e:
         edgetpu.run(_foreign(broken[name]), X)
     msg = str(e.value)
-    assert words in msg and "the TFLite interpreter failed while" in msg and "\n" not in msg
+    assert re.search(words, msg) and "the TFLite interpreter failed while" in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("name", ["bad_tensor_name", "unfed_input", "unproduced_output"])

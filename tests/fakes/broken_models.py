@@ -23,49 +23,40 @@ from fakes.tflite_builder import Graph
 __all__ = ["BROKEN", "bad_tensor_name", "duplicate_op", "unfed_input", "unproduced_output"]
 
 
-def _start():
+def _convs(*wiring: tuple[str, str], outputs: tuple[str, ...] = ("out",), names: dict | None = None) -> bytes:
+    """A model of CONV_2D ops wired by tensor name: ``("input", "a")`` is a conv from ``input`` to ``a``.
+
+    Tensors are made on first mention; ``outputs`` are the model's outputs
+    (made even when no op writes them); ``names`` renames tensors (bytes allowed).
+    """
     g = Graph()
-    x = g.tensor("input", "int8", [1, 8, 8, 4], input=True)
+    t = {"input": g.tensor("input", "int8", [1, 8, 8, 4], input=True)}
     w = g.tensor("w0", "int8", [4, 3, 3, 4], data=np.ones((4, 3, 3, 4)))
     b = g.tensor("b0", "int32", [4], data=np.zeros(4))
-    return g, x, w, b
+    for name in [n for pair in wiring for n in pair] + list(outputs):
+        if name not in t:
+            t[name] = g.tensor(name, "int8", [1, 8, 8, 4], output=name in outputs)
+    for src, dst in wiring:
+        g.op("CONV_2D", [t[src], w, b], [t[dst]])
+    for name, new in (names or {}).items():
+        g.tensors[t[name]].name = new
+    return g.build()
 
 
 def duplicate_op() -> bytes:
-    g, x, w, b = _start()
-    y0 = g.tensor("conv0", "int8", [1, 8, 8, 4])
-    g.tensor("conv1", "int8", [1, 8, 8, 4], output=True)
-    g.op("CONV_2D", [x, w, b], [y0])
-    g.op("CONV_2D", [x, w, b], [y0])
-    return g.build()
+    return _convs(("input", "a"), ("input", "a"))
 
 
 def bad_tensor_name() -> bytes:
-    g, x, w, b = _start()
-    y0 = g.tensor("conv0", "int8", [1, 8, 8, 4])
-    y1 = g.tensor("conv1", "int8", [1, 8, 8, 4], output=True)
-    g.tensors[y1].name = b"\xff\xfe not utf-8"
-    g.op("CONV_2D", [x, w, b], [y0])
-    g.op("CONV_2D", [y0, w, b], [y1])
-    return g.build()
+    return _convs(("input", "a"), ("a", "out"), names={"out": b"\xff\xfe not utf-8"})
 
 
 def unfed_input() -> bytes:
-    g, x, w, b = _start()
-    y0 = g.tensor("conv0", "int8", [1, 8, 8, 4])
-    y1 = g.tensor("conv1", "int8", [1, 8, 8, 4], output=True)
-    z = g.tensor("nobody_writes_me", "int8", [1, 8, 8, 4])
-    g.op("CONV_2D", [x, w, b], [y0])
-    g.op("CONV_2D", [z, w, b], [y1])
-    return g.build()
+    return _convs(("input", "a"), ("nobody_writes_me", "out"))
 
 
 def unproduced_output() -> bytes:
-    g, x, w, b = _start()
-    y0 = g.tensor("conv0", "int8", [1, 8, 8, 4], output=True)
-    g.tensor("never_written", "int8", [1, 8, 8, 4], output=True)
-    g.op("CONV_2D", [x, w, b], [y0])
-    return g.build()
+    return _convs(("input", "out"), outputs=("out", "never_written"))
 
 
 #: name -> builder

@@ -92,6 +92,20 @@ def fake_compiler(tmp_path_factory) -> Path:
     return exe
 
 
+@pytest.fixture
+def compiler_env(fake_compiler, monkeypatch, tmp_path) -> Path:
+    """``EDGETPU_COMPILER`` set to the fake compiler; returns the file where it logs each argv it receives.
+
+    The file exists only once the compiler ran: ``not compiler_env.exists()``
+    proves that a failure was caught before compiling.
+    """
+    monkeypatch.setenv("EDGETPU_COMPILER", str(fake_compiler))
+    monkeypatch.delenv("FAKE_EDGETPU_MODE", raising=False)
+    argv_log = tmp_path / "argv.jsonl"
+    monkeypatch.setenv("FAKE_EDGETPU_ARGV_LOG", str(argv_log))
+    return argv_log
+
+
 @pytest.fixture(scope="session")
 def fake_libedgetpu(tmp_path_factory) -> Path:
     """A tiny C library with libedgetpu's device-listing C API (edgetpu_c.h), built with the system C compiler."""
