@@ -82,18 +82,44 @@ def _bench_task(argv: list[str], latencies: list[float]):
     return task
 
 
+FORK_SCRIPT = """
+import json, statistics, sys, time
+import numpy as np
+import edgetpu
+edgetpu.interpreter_backend()  # the interpreter package loaded, as in `edgetpu run` before it forks
+from edgetpu.isolate import call_in_child
+out = {}
+for name, fn, arg in (("trivial", int, 0), ("array_1000x10_float32", np.copy, np.zeros((1000, 10), np.float32))):
+    times = []
+    for _ in range(int(sys.argv[1])):
+        t = time.perf_counter()
+        call_in_child(fn, arg, what="timing")
+        times.append((time.perf_counter() - t) * 1000.0)
+    out[name] = {"median_ms": statistics.median(times), "min_ms": min(times)}
+print(json.dumps(out))
+"""
+
+
 def fork_overhead_ms(n: int = 50) -> dict:
-    """In-process cost of edgetpu.isolate.call_in_child itself: a trivial function, and one returning 40 kB."""
+    """Cost of edgetpu.isolate.call_in_child itself (fork, pipe, pickle), in two kinds of process.
+
+    ``cli_like``: a fresh process with only numpy, edgetpu and the interpreter
+    package loaded (what ``edgetpu run`` forks). ``tensorflow_loaded``: this
+    process, TensorFlow and Keras imported: fork copies its much larger page
+    tables, so a library caller with TensorFlow loaded pays more per call.
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(n)], capture_output=True, text=True, env=env,
+                       check=True)
+    out = {"cli_like": json.loads(r.stdout.strip().splitlines()[-1])}
     from edgetpu.isolate import call_in_child
 
-    out = {}
-    for name, fn, arg in (("trivial", int, 0), ("array_1000x10_float32", np.copy, np.zeros((1000, 10), np.float32))):
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            call_in_child(fn, arg, what="timing")
-            times.append((time.perf_counter() - t) * 1000.0)
-        out[name] = {"median_ms": median(times), "min_ms": min(times)}
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        call_in_child(int, 0, what="timing")
+        times.append((time.perf_counter() - t) * 1000.0)
+    out["tensorflow_loaded"] = {"trivial": {"median_ms": median(times), "min_ms": min(times)}}
     return out
 
 
@@ -135,8 +161,11 @@ def main(argv=None) -> int:
           "interleaved rounds\n\n"
           + md_table(["model (int8)", "command", "isolated, ms", "--in-process, ms", "cost of isolation",
                       "bench median invoke, ms (isolated / in-process)"], rows)
-          + "\n\n`call_in_child` itself (fork, pipe, pickle; median of 50 in one process): "
-          + ", ".join(f"{k} {v['median_ms']:.2f} ms (min {v['min_ms']:.2f})" for k, v in fork.items()) + ".")
+          + "\n\n`call_in_child` itself (fork, pipe, pickle; median of 50 calls): "
+          + "; ".join(f"{where}: " + ", ".join(f"{k} {v['median_ms']:.2f} ms (min {v['min_ms']:.2f})"
+                                               for k, v in d.items()) for where, d in fork.items())
+          + ". cli_like = a process with only numpy, edgetpu and the interpreter package loaded, as the CLI forks; "
+          "tensorflow_loaded = the bench process itself (fork copies its larger page tables).")
     m["command"] = "bench/bench_isolation.py" + (" --quick" if args.quick else "")
     j, mdp = write_results("isolation", {"machine": m, "rounds": rounds, "results": results}, md,
                            Path(args.out) if args.out else None)

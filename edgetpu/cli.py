@@ -73,7 +73,10 @@ def _load_input(path: str | None, interpreter):
             return np.load(p, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise EdgeTPUError(f"{p}: cannot read a numpy array ({e})") from None
-    from PIL import Image  # an image file: resize to the input size, scale to [0, 1]
+    try:  # an image file: resize to the input size, scale to [0, 1]
+        from PIL import Image
+    except ImportError:
+        raise EdgeTPUError(f"{p}: reading an image needs Pillow (`pip install pillow`); or give a .npy array") from None
 
     try:
         with Image.open(p) as im:

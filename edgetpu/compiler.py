@@ -450,15 +450,19 @@ class _Run:
     logs_text: dict[str, str]
 
 
-def _compile_in(tmpd: Path, cmd_for, data: bytes, fname: str, shown_in: str, out: Path) -> _Run:
-    """Compile a copy of the model inside ``tmpd``; raise :class:`CompilerError` on failure."""
+def _compile_in(tmpd: Path, cmd_for, timeout: int, data: bytes, fname: str, shown_in: str, out: Path) -> _Run:
+    """Compile a copy of the model inside ``tmpd`` (``cmd_for(out_dir, model)`` gives the command line).
+
+    Raises:
+        CompilerError: the compiler failed, timed out or wrote no model.
+    """
     work_in, work_out = tmpd / "in", tmpd / "out"
     work_in.mkdir()
     work_out.mkdir()
     in_copy = work_in / fname
     in_copy.write_bytes(data)
     cmd = cmd_for(work_out, in_copy)
-    proc = _run_compiler(cmd, tmpd, int(cmd[cmd.index("--timeout_sec") + 1]), fname)
+    proc = _run_compiler(cmd, tmpd, timeout, fname)
     # Show the user's paths, not the temp folder's, in messages and results.
     stdout = (proc.stdout or "").replace(str(in_copy), shown_in).replace(str(work_out), str(out))
     produced = sorted(p for p in work_out.iterdir() if p.is_file())
@@ -539,7 +543,7 @@ def compile(
 
     shown_in = str(src_path) if src_path is not None else fname
     with tempfile.TemporaryDirectory(prefix="edgetpu_compile_") as tmp:
-        run = _compile_in(Path(tmp), cmd_for, data, fname, shown_in, out)
+        run = _compile_in(Path(tmp), cmd_for, timeout, data, fname, shown_in, out)
         final = _publish(run.produced, out, src_path)
     return _result(run, final, shown_in)
 
