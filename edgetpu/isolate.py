@@ -10,9 +10,10 @@ pipe, and a child killed by a signal becomes an
 ``edgetpu run`` and ``edgetpu bench`` use it by default (``--in-process``
 turns it off): on an untrusted file, one error line beats a dead shell
 command, and the cost is small -- one ``fork()`` and pickling the result
-(5-8 ms measured here from a process with only numpy, edgetpu and the
-interpreter package loaded), since the model is loaded once, in the child.
-Forking a process that has TensorFlow loaded costs more (about 70 ms here:
+(median 9 ms, min 2.6 ms, measured on a 2-core machine at load 6 from a
+process with only numpy, edgetpu and the interpreter package loaded; see
+bench/bench_isolation.py), since the model is loaded once, in the child.
+Forking a process that has TensorFlow loaded costs more (85-156 ms there:
 its page tables are larger). The Python API
 (:func:`edgetpu.make_interpreter`, :func:`edgetpu.run`) stays in process: a
 library caller keeps its interpreter across calls (a child per call would

@@ -223,7 +223,8 @@ def make_interpreter(
     if note:
         log.info(note)
     interpreter = _build(be, data, delegates, num_threads, use_xnnpack, where)
-    _INFO[interpreter] = InterpreterInfo(path, be.name, num_threads, bool(use_xnnpack), bool(delegates), device)
+    with contextlib.suppress(TypeError):  # an interpreter class without weak references: settings not recorded
+        _INFO[interpreter] = InterpreterInfo(path, be.name, num_threads, bool(use_xnnpack), bool(delegates), device)
     return interpreter
 
 
