@@ -7,8 +7,13 @@ failure that escaped as a traceback or killed the process (issue 11).
 from __future__ import annotations
 
 import ctypes
+import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +22,6 @@ from fakes.tflite_builder import conv_chain
 
 import edgetpu
 from edgetpu.errors import (
-    EdgeTPUError,
     InputError,
     InterpreterCrashError,
     InvalidModelError,
@@ -97,31 +101,54 @@ def test_call_in_child_reports_a_crash_returns_results_and_reraises_errors():
         call_in_child(time.sleep, 60, what="sleeping", timeout_s=0.2)
 
 
-def _make_and_run(data: bytes) -> tuple:
+FUZZ = r"""
+import json, sys
+import numpy as np
+import edgetpu
+from edgetpu.errors import EdgeTPUError
+from edgetpu.isolate import call_in_child
+from fakes.tflite_builder import conv_chain
+
+
+def make_and_run(data):
     interp = edgetpu.make_interpreter(data, num_threads=1)
-    details = interp.get_input_details()
-    out = edgetpu.run(interp, [edgetpu.random_input(d) for d in details])
+    out = edgetpu.run(interp, [edgetpu.random_input(d) for d in interp.get_input_details()])
     return tuple(np.shape(o) for o in (out if isinstance(out, list) else [out]))
+
+
+base = bytearray(conv_chain(2).build())
+make_and_run(bytes(base))  # the first interpreter of a process costs ~0.1 s of set-up; the children inherit it
+rng = np.random.default_rng(int(sys.argv[1]))
+outcomes, stray = {"ok": 0}, []
+for i in range(int(sys.argv[2])):
+    m = bytearray(base)
+    for pos in rng.integers(8, len(m), size=int(rng.integers(1, 4))):
+        m[pos] = int(rng.integers(0, 256))
+    try:
+        call_in_child(make_and_run, bytes(m), what=f"mutant {i}", timeout_s=30, hide_stderr=("INFO: ",))
+        outcomes["ok"] += 1
+    except EdgeTPUError as e:
+        outcomes[type(e).__name__] = outcomes.get(type(e).__name__, 0) + 1
+    except Exception as e:
+        stray.append(f"mutant {i}: {type(e).__name__}: {e}")
+print("RESULT " + json.dumps({"outcomes": outcomes, "stray": stray}))
+"""
 
 
 @needs_fork
 def test_seeded_mutants_raise_only_edgetpu_errors():
-    """200 mutants of a small int8 model: each loads and runs in a child; only edgetpu's errors may come out.
+    """200 mutants of a small int8 model, each loaded and run in a child: only edgetpu's errors may come out.
 
-    A crash (signal) in the child is an InterpreterCrashError: the caller survives it.
+    A crash (signal) in the child is an InterpreterCrashError: the caller survives it. The loop runs in a fresh
+    process with only edgetpu loaded, where a fork costs milliseconds (from this TensorFlow-laden process, ~100 ms).
     """
-    base = bytearray(conv_chain(2).build())
-    rng = np.random.default_rng(0)
-    outcomes = {"ok": 0}
-    for i in range(200):
-        m = bytearray(base)
-        for pos in rng.integers(8, len(m), size=int(rng.integers(1, 4))):
-            m[pos] = int(rng.integers(0, 256))
-        try:
-            call_in_child(_make_and_run, bytes(m), what=f"mutant {i}", timeout_s=30)
-            outcomes["ok"] += 1
-        except EdgeTPUError as e:
-            outcomes[type(e).__name__] = outcomes.get(type(e).__name__, 0) + 1
-    print("mutant outcomes:", outcomes)
-    assert sum(outcomes.values()) == 200
-    assert outcomes.get("InvalidModelError", 0) > 0, outcomes  # the mutants do reach the interpreter's failures
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    r = subprocess.run([sys.executable, "-c", FUZZ, "0", "200"], check=False, capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.split("RESULT ", 1)[1])
+    print("mutant outcomes:", got["outcomes"])
+    assert got["stray"] == []
+    assert sum(got["outcomes"].values()) == 200
+    assert got["outcomes"].get("InvalidModelError", 0) > 0, got  # the mutants do reach the interpreter's failures

@@ -52,6 +52,7 @@ def test_default_is_ai_edge_litert(tmp_path, model_file):
     assert _run(tmp_path, model_file) == "ai_edge_litert"
 
 
+@pytest.mark.slow  # two subprocesses import TensorFlow: 25-35 s on 2 busy cores
 def test_falls_back_to_tflite_runtime_then_tensorflow(tmp_path, model_file):
     pkg = tmp_path / "tflite_runtime"
     pkg.mkdir()
@@ -66,6 +67,7 @@ def test_falls_back_to_tflite_runtime_then_tensorflow(tmp_path, model_file):
     assert _run(tmp_path, model_file, neither) == "tensorflow"
 
 
+@pytest.mark.slow  # a subprocess imports TensorFlow: ~25 s on 2 busy cores
 def test_forced_choice(tmp_path, model_file):
     assert _run(tmp_path, model_file, env_extra={"EDGETPU_INTERPRETER": "tensorflow"}) == "tensorflow"
 
