@@ -15,6 +15,15 @@ board.
     benchmark(model)              latency statistics in ms
     list_edge_tpus()              attached Edge TPUs
 
+Helpers for code that deploys models (keras_compress uses these):
+
+    atomic_write_bytes(path, data)   write a file via temp + rename, umask-respecting
+    load_model_bytes(model)          (bytes, path or None), the TFLite identifier checked
+    interpreter_backend()            the interpreter package in use: .name, .Interpreter, ...
+    interpreter_info(interpreter)    how make_interpreter built it: threads, XNNPACK, backend
+    random_input(detail, rng)        random data for an input tensor (its dtype and shape)
+    quantize(x, detail), dequantize(q, detail)
+
 Names load on first use, so `import edgetpu` is cheap.
 """
 
@@ -28,8 +37,11 @@ from edgetpu.errors import (
     DelegateError,
     EdgeTPUError,
     InputError,
+    InterpreterCrashError,
+    InvalidDeviceError,
     InvalidModelError,
     NoEdgeTPUError,
+    OutputError,
 )
 
 __version__ = "0.1.0"
@@ -39,21 +51,31 @@ _LAZY = {
     "run": "edgetpu.runtime",
     "classify": "edgetpu.runtime",
     "Class": "edgetpu.runtime",
+    "load_model_bytes": "edgetpu.runtime",
+    "interpreter_info": "edgetpu.runtime",
+    "quantize": "edgetpu.runtime",
+    "dequantize": "edgetpu.runtime",
     "benchmark": "edgetpu.bench",
+    "random_input": "edgetpu.bench",
+    "atomic_write_bytes": "edgetpu.files",
+    "interpreter_backend": "edgetpu.backend",
     "check": "edgetpu.compat",
     "compile": "edgetpu.compiler",
     "list_edge_tpus": "edgetpu.delegate",
     "read_model": "edgetpu.model",
 }
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - *_LAZY unpacks the lazy names (the dict's string keys)
     *_LAZY,
     "EdgeTPUError",
     "InvalidModelError",
+    "InterpreterCrashError",
     "InputError",
+    "OutputError",
     "CompilerNotFoundError",
     "CompilerError",
     "DelegateError",
+    "InvalidDeviceError",
     "NoEdgeTPUError",
 ]
 

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -26,11 +27,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
-from edgetpu._io import atomic_write_bytes
-from edgetpu.errors import CompilerError, CompilerNotFoundError, InvalidModelError
-from edgetpu.model import read_model
+from edgetpu.errors import CompilerError, CompilerNotFoundError, InputError, OutputError
+from edgetpu.files import atomic_write_bytes, check_writable
+from edgetpu.model import load_bytes, read_model
 
 __all__ = [
     "INSTALL_HINT",
@@ -65,15 +66,15 @@ def parse_size(text: str) -> int:
     """Bytes in a compiler size string: ``"6.03MiB"`` -> 6322913, ``"0.00B"`` -> 0.
 
     Raises:
-        ValueError: the text is not a size.
+        InputError: the text is not a size.
     """
     m = _SIZE_RE.match(text or "")
     if not m:
-        raise ValueError(f"not a size: {text!r} (expected e.g. '6.03MiB', '512.00KiB', '0.00B')")
+        raise InputError(f"not a size: {text!r} (expected e.g. '6.03MiB', '512.00KiB', '0.00B')")
     unit = m.group(2).upper()
     if unit not in _UNITS:
-        raise ValueError(f"unknown size unit in {text!r}")
-    return int(round(float(m.group(1)) * _UNITS[unit]))
+        raise InputError(f"unknown size unit in {text!r}")
+    return round(float(m.group(1)) * _UNITS[unit])
 
 
 @dataclass
@@ -88,7 +89,7 @@ class OpStatus:
     def mapped(self) -> bool:
         return self.status == MAPPED
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"op": self.op, "count": self.count, "status": self.status, "mapped": self.mapped}
 
 
@@ -102,28 +103,28 @@ class CompileResult:
     """
 
     input_path: str
-    output_paths: List[str]
-    log_path: Optional[str]
-    compiler_version: Optional[str]
+    output_paths: list[str]
+    log_path: str | None
+    compiler_version: str | None
     ops_on_tpu: int
     ops_on_cpu: int
     total_ops: int
-    per_op: List[OpStatus]
+    per_op: list[OpStatus]
     on_chip_bytes: int
-    on_chip_remaining_bytes: Optional[int]
+    on_chip_remaining_bytes: int | None
     off_chip_bytes: int
-    edgetpu_subgraphs: Optional[int]
-    compile_ms: Optional[int]
+    edgetpu_subgraphs: int | None
+    compile_ms: int | None
     stdout: str
-    log_paths: List[str] = field(default_factory=list)
-    segments: List[Dict[str, Any]] = field(default_factory=list)
-    command: List[str] = field(default_factory=list)
+    log_paths: list[str] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
 
     @property
     def fully_mapped(self) -> bool:
         return self.ops_on_cpu == 0 and self.ops_on_tpu > 0
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "input_path": self.input_path,
             "output_paths": list(self.output_paths),
@@ -146,7 +147,7 @@ class CompileResult:
 
     def format_summary(self) -> str:
         """A short human summary (what ``edgetpu compile`` prints)."""
-        mib = lambda b: f"{b / 2**20:.2f} MiB"  # noqa: E731
+        mib = lambda b: f"{b / 2**20:.2f} MiB"
         lines = [
             f"edgetpu_compiler {self.compiler_version or '?'}: {self.input_path}",
             f"  output:     {', '.join(self.output_paths)}",
@@ -211,8 +212,8 @@ _FIELD_RE = {k: re.compile(v) for k, v in _FIELDS.items()}
 _VERSION_RE = re.compile(r"Edge TPU Compiler version (\S+)")
 
 
-def _parse_table(lines: List[str]) -> List[OpStatus]:
-    rows: List[OpStatus] = []
+def _parse_table(lines: list[str]) -> list[OpStatus]:
+    rows: list[OpStatus] = []
     in_table = False
     for line in lines:
         s = line.rstrip("\n")
@@ -231,11 +232,11 @@ def _parse_table(lines: List[str]) -> List[OpStatus]:
     return rows
 
 
-def parse_log(text: str) -> Dict[str, Any]:
+def parse_log(text: str) -> dict[str, Any]:
     """Parse a ``*_edgetpu.log``: version, input, output and the operation table."""
     v = _VERSION_RE.search(text)
-    inp = re.search(r"^Input:\s*(.+?)\s*$", text, re.M)
-    out = re.search(r"^Output:\s*(.+?)\s*$", text, re.M)
+    inp = re.search(r"^Input:\s*(.+?)\s*$", text, re.MULTILINE)
+    out = re.search(r"^Output:\s*(.+?)\s*$", text, re.MULTILINE)
     return {
         "compiler_version": v.group(1) if v else None,
         "input": inp.group(1) if inp else None,
@@ -244,16 +245,16 @@ def parse_log(text: str) -> Dict[str, Any]:
     }
 
 
-def parse_stdout(text: str) -> Dict[str, Any]:
+def parse_stdout(text: str) -> dict[str, Any]:
     """Parse the compiler's stdout into a dict; one entry per compiled model in ``segments``.
 
     Sizes are converted to bytes. The ``-s`` operation table, when present, is
     returned per segment under ``per_op``.
     """
     v = _VERSION_RE.search(text)
-    segments: List[Dict[str, Any]] = []
-    cur: Optional[Dict[str, Any]] = None
-    pending_ms: Optional[int] = None
+    segments: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    pending_ms: int | None = None
     lines = text.splitlines()
     for line in lines:
         s = line.strip()
@@ -270,22 +271,35 @@ def parse_stdout(text: str) -> Dict[str, Any]:
         if cur is None:
             continue
         cur["_lines"].append(line)
-        for key, rx in _FIELD_RE.items():
-            if key in ("input_model", "compile_ms"):
-                continue
-            m = rx.match(s)
-            if m:
-                val = m.group(1)
-                if key in ("input_size", "output_size", "on_chip", "on_chip_remaining", "off_chip"):
-                    cur[key] = parse_size(val)
-                elif key in ("subgraphs", "total_ops", "ops_on_tpu", "ops_on_cpu"):
-                    cur[key] = int(val)
-                else:
-                    cur[key] = val
-                break
+        _parse_field(s, cur)
     for seg in segments:
         seg["per_op"] = _parse_table(seg.pop("_lines"))
     return {"compiler_version": v.group(1) if v else None, "segments": segments}
+
+
+_SIZE_FIELDS = ("input_size", "output_size", "on_chip", "on_chip_remaining", "off_chip")
+_COUNT_FIELDS = ("subgraphs", "total_ops", "ops_on_tpu", "ops_on_cpu")
+
+
+def _parse_field(line: str, seg: dict[str, Any]) -> None:
+    """Store the report field on ``line`` (if any) in ``seg``; a size the parser cannot read is left out."""
+    for key, rx in _FIELD_RE.items():
+        if key in ("input_model", "compile_ms"):
+            continue
+        m = rx.match(line)
+        if not m:
+            continue
+        val = m.group(1)
+        if key in _SIZE_FIELDS:
+            try:
+                seg[key] = parse_size(val)
+            except InputError:
+                pass  # an unexpected size format must not fail a compilation that succeeded
+        elif key in _COUNT_FIELDS:
+            seg[key] = int(val)
+        else:
+            seg[key] = val
+        return
 
 
 # Failure forms of edgetpu_compiler, most specific first: (needle, kind, advice).
@@ -310,13 +324,13 @@ _MESSAGE_PREFIXES = (
 )
 
 
-def _failure(stdout: str, returncode: Optional[int], name: str) -> CompilerError:
+def _failure(stdout: str, returncode: int | None, name: str, log: str | None = None) -> CompilerError:
     kind, advice = "unknown", "see the compiler output"
     for needle, k, a in _FAILURES:
         if needle in stdout:
             kind, advice = k, a
             break
-    msg_lines: List[str] = []
+    msg_lines: list[str] = []
     for line in stdout.splitlines():
         s = line.strip()
         if s.startswith(_MESSAGE_PREFIXES) and s not in msg_lines:
@@ -326,21 +340,17 @@ def _failure(stdout: str, returncode: Optional[int], name: str) -> CompilerError
     if not msg_lines:
         tail = [ln.strip() for ln in stdout.splitlines() if ln.strip()][-3:]
         msg_lines = tail or [f"exit status {returncode} and no output model"]
-    err = CompilerError(
-        f"edgetpu_compiler failed on {name} (exit status {returncode}): {' / '.join(msg_lines)} -> {advice}"
+    return CompilerError(
+        f"edgetpu_compiler failed on {name} (exit status {returncode}): {' / '.join(msg_lines)} -> {advice}",
+        kind=kind,
+        returncode=returncode,
+        stdout=stdout,
+        compiler_message="\n".join(msg_lines),
+        log=log,
     )
-    err.kind = kind
-    err.compiler_message = "\n".join(msg_lines)
-    err.stdout = stdout
-    err.returncode = returncode
-    return err
 
 
 # --------------------------------------------------------------------------- running
-
-
-def _move_atomic(src: Path, dest: Path) -> None:
-    atomic_write_bytes(dest, src.read_bytes())
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -350,18 +360,145 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def compile(  # noqa: A001 - the public name mirrors the compiler's verb
-    model: Union[str, "os.PathLike[str]", bytes],
-    out_dir: Union[str, "os.PathLike[str]", None] = None,
+def _check_arguments(num_segments: Any, min_runtime_version: Any, timeout_s: Any) -> int:
+    """Validate the numeric options; return the compiler's whole-second timeout."""
+    for arg, val in (("num_segments", num_segments), ("min_runtime_version", min_runtime_version)):
+        if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < 1):
+            raise InputError(f"{arg} must be a positive int or None, got {val!r}")
+    ok = isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool)
+    if not ok or not math.isfinite(timeout_s) or timeout_s < 1:
+        raise InputError(f"timeout_s must be a finite number of seconds >= 1, got {timeout_s!r}")
+    return math.ceil(timeout_s)
+
+
+def _read_input(model: Any, name: str | None) -> tuple[bytes, Path | None, str, Path]:
+    """``(bytes, source path or None, file name, default output folder)``; the model is parsed first."""
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data, src_path, fname, default_out = bytes(model), None, name or "model.tflite", Path.cwd()
+        read_model(data)
+    else:
+        src_path = Path(model)
+        read_model(src_path)  # fail early, with the file named: missing, a folder, unreadable, not TFLite
+        data, _ = load_bytes(src_path)
+        fname, default_out = src_path.name, src_path.parent
+    if not fname.endswith(".tflite"):
+        fname = fname + ".tflite"
+    return data, src_path, fname, default_out
+
+
+def _expected_outputs(stem: str, num_segments: int | None) -> list[str]:
+    names = [f"{stem}_edgetpu.tflite", f"{stem}_edgetpu.log"]
+    for i in range(num_segments or 0):
+        names += [f"{stem}_segment_{i}_of_{num_segments}_edgetpu.tflite", f"{stem}_segment_{i}_of_{num_segments}_edgetpu.log"]
+    return names
+
+
+def _check_outputs(out: Path, names: list[str], src_path: Path | None) -> None:
+    """Refuse, before compiling, an output folder or output file that cannot or must not be written."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; the output (-o / out_dir) must be a folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{out}: cannot create this output folder: {parent} is a file")
+            break
+    for n in names:
+        if src_path is not None and _same(out / n, src_path):
+            raise OutputError(f"refusing to compile {src_path}: the output {out / n} would overwrite the input")
+        check_writable(out / n)
+
+
+def _command(exe: str, work_out: Path, in_copy: Path, timeout: int, *, show_operations: bool,
+             num_segments: int | None, min_runtime_version: int | None, search_delegate: bool) -> list[str]:
+    cmd = [exe, "-o", str(work_out), "--timeout_sec", str(timeout)]
+    if show_operations:
+        cmd.append("-s")
+    if num_segments:
+        cmd += ["-n", str(num_segments)]
+    if min_runtime_version:
+        cmd += ["-m", str(min_runtime_version)]
+    if search_delegate:
+        cmd.append("-d")
+    return cmd + [str(in_copy)]
+
+
+def _run_compiler(cmd: list[str], cwd: Path, timeout: int, fname: str) -> subprocess.CompletedProcess:
+    """Run the compiler; killed ``KILL_GRACE_S`` after its own timeout (and at once on Ctrl-C)."""
+    try:
+        return subprocess.run(
+            cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            errors="replace", timeout=timeout + KILL_GRACE_S, check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        so = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        raise CompilerError(
+            f"edgetpu_compiler did not finish on {fname} within {timeout} s (+{KILL_GRACE_S:g} s grace) and was "
+            "stopped; raise timeout_s, or reduce the model's activations",
+            kind="timeout", stdout=so, compiler_message="killed after timeout",
+        ) from None
+    except OSError as e:
+        raise CompilerNotFoundError(f"cannot run {cmd[0]}: {e}. {INSTALL_HINT}") from None
+
+
+@dataclass
+class _Run:
+    """What one compiler run left in its temp folder."""
+
+    cmd: list[str]
+    stdout: str
+    produced: list[Path]
+    logs_text: dict[str, str]
+
+
+def _compile_in(tmpd: Path, cmd_for, timeout: int, data: bytes, fname: str, shown_in: str, out: Path) -> _Run:
+    """Compile a copy of the model inside ``tmpd`` (``cmd_for(out_dir, model)`` gives the command line).
+
+    Raises:
+        CompilerError: the compiler failed, timed out or wrote no model.
+    """
+    work_in, work_out = tmpd / "in", tmpd / "out"
+    work_in.mkdir()
+    work_out.mkdir()
+    in_copy = work_in / fname
+    in_copy.write_bytes(data)
+    cmd = cmd_for(work_out, in_copy)
+    proc = _run_compiler(cmd, tmpd, timeout, fname)
+    # Show the user's paths, not the temp folder's, in messages and results.
+    stdout = (proc.stdout or "").replace(str(in_copy), shown_in).replace(str(work_out), str(out))
+    produced = sorted(p for p in work_out.iterdir() if p.is_file())
+    logs_text = {p.name: p.read_text(errors="replace") for p in produced if p.name.endswith(".log")}
+    if proc.returncode != 0 or not any(p.name.endswith("_edgetpu.tflite") for p in produced):
+        raise _failure(stdout, proc.returncode, fname, "\n".join(logs_text.values()) or None)
+    return _Run(cmd, stdout, produced, logs_text)
+
+
+def _publish(produced: list[Path], out: Path, src_path: Path | None) -> dict[str, Path]:
+    """Move the compiler's outputs into ``out`` (each through a temp name + rename)."""
+    final = {p.name: out / p.name for p in produced}
+    for dest in final.values():
+        if src_path is not None and _same(dest, src_path):
+            raise OutputError(f"refusing to write {dest}: it would overwrite the input model")
+        check_writable(dest)
+    for p in produced:
+        atomic_write_bytes(final[p.name], p.read_bytes())
+    return final
+
+
+def compile(
+    model: str | os.PathLike[str] | bytes,
+    out_dir: str | os.PathLike[str] | None = None,
     *,
-    num_segments: Optional[int] = None,
-    min_runtime_version: Optional[int] = None,
+    num_segments: int | None = None,
+    min_runtime_version: int | None = None,
     search_delegate: bool = False,
     show_operations: bool = True,
     timeout_s: float = 180,
-    name: Optional[str] = None,
+    name: str | None = None,
 ) -> CompileResult:
     """Compile a .tflite model for the Edge TPU with ``edgetpu_compiler``.
+
+    Every check that can fail without the compiler (arguments, the model, the
+    output folder and files) runs before it.
 
     Args:
         model: path to a .tflite file, or its bytes.
@@ -372,122 +509,47 @@ def compile(  # noqa: A001 - the public name mirrors the compiler's verb
         search_delegate: ``-d``: search for a delegate that compiles when the
             whole graph does not.
         show_operations: ``-s``: print the operation table on stdout too.
-        timeout_s: ``--timeout_sec`` for the compiler (default 180); the process
-            is killed 30 s after it.
+        timeout_s: ``--timeout_sec`` for the compiler (default 180, at least 1;
+            rounded up to whole seconds); the process is killed 30 s after it.
         name: file name to use for bytes input (default ``model.tflite``).
 
     Returns:
         A :class:`CompileResult`.
 
     Raises:
-        InvalidModelError: the input is missing or not a .tflite model.
+        InputError: ``num_segments`` / ``min_runtime_version`` not a positive
+            int, ``timeout_s`` not a number >= 1.
+        InvalidModelError: the input is missing, unreadable, a folder or not a
+            .tflite model.
+        OutputError: ``out_dir`` is a file, an output would replace the input,
+            or an existing output is read-only.
         CompilerNotFoundError: no compiler (with how to install it).
-        CompilerError: the compiler failed; the message carries its own words
-            and the error has ``kind`` (e.g. ``"not_quantized"``, ``"op_version"``,
-            ``"internal_error"``, ``"large_activations"``, ``"timeout"``,
-            ``"interpreter_failed"``), ``stdout`` and ``returncode``.
+        CompilerError: the compiler failed; the message carries its own words,
+            and the error its ``kind`` (e.g. ``"not_quantized"``,
+            ``"op_version"``, ``"internal_error"``, ``"large_activations"``,
+            ``"timeout"``, ``"interpreter_failed"``), ``stdout``,
+            ``returncode``, ``compiler_message`` and ``log``.
     """
-    for arg, val in (("num_segments", num_segments), ("min_runtime_version", min_runtime_version)):
-        if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < 1):
-            raise ValueError(f"{arg} must be a positive int or None, got {val!r}")
-    if not timeout_s or timeout_s <= 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
-
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        data = bytes(model)
-        src_path: Optional[Path] = None
-        fname = name or "model.tflite"
-        default_out = Path.cwd()
-    else:
-        src_path = Path(model)
-        if not src_path.is_file():
-            raise InvalidModelError(f"{src_path}: no such file; expected a .tflite model")
-        data = src_path.read_bytes()
-        fname = src_path.name
-        default_out = src_path.parent
-    read_model(data if src_path is None else src_path)  # fail early, with our message, on non-TFLite input
-    if not fname.endswith(".tflite"):
-        fname = fname + ".tflite"
+    timeout = _check_arguments(num_segments, min_runtime_version, timeout_s)
+    data, src_path, fname, default_out = _read_input(model, name)
     stem = fname[: -len(".tflite")]
     out = Path(out_dir) if out_dir is not None else default_out
-
-    # Refuse up front when a known output name would be the input itself.
-    if src_path is not None:
-        expected = [f"{stem}_edgetpu.tflite", f"{stem}_edgetpu.log"]
-        if num_segments:
-            expected += [f"{stem}_segment_{i}_of_{num_segments}_edgetpu.tflite" for i in range(num_segments)]
-        for e in expected:
-            if _same(out / e, src_path):
-                raise CompilerError(f"refusing to compile {src_path}: the output {out / e} would overwrite the input")
-
+    _check_outputs(out, _expected_outputs(stem, num_segments), src_path)
     exe = find_compiler()
+
+    def cmd_for(work_out: Path, in_copy: Path) -> list[str]:
+        return _command(exe, work_out, in_copy, timeout, show_operations=show_operations, num_segments=num_segments,
+                        min_runtime_version=min_runtime_version, search_delegate=search_delegate)
+
+    shown_in = str(src_path) if src_path is not None else fname
     with tempfile.TemporaryDirectory(prefix="edgetpu_compile_") as tmp:
-        tmpd = Path(tmp)
-        work_in = tmpd / "in"
-        work_out = tmpd / "out"
-        work_in.mkdir()
-        work_out.mkdir()
-        in_copy = work_in / fname
-        in_copy.write_bytes(data)
-        cmd = [exe, "-o", str(work_out), "--timeout_sec", str(int(timeout_s))]
-        if show_operations:
-            cmd.append("-s")
-        if num_segments:
-            cmd += ["-n", str(num_segments)]
-        if min_runtime_version:
-            cmd += ["-m", str(min_runtime_version)]
-        if search_delegate:
-            cmd.append("-d")
-        cmd.append(str(in_copy))
-        try:
-            proc = subprocess.run(
-                cmd, cwd=tmpd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                errors="replace", timeout=float(timeout_s) + KILL_GRACE_S, check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            so = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            err = CompilerError(
-                f"edgetpu_compiler did not finish on {fname} within {timeout_s:g} s (+{KILL_GRACE_S:g} s grace) and was stopped; "
-                "raise timeout_s, or reduce the model's activations"
-            )
-            err.kind, err.stdout, err.returncode, err.compiler_message = "timeout", so, None, "killed after timeout"
-            raise err from None
-        except OSError as e:
-            raise CompilerNotFoundError(f"cannot run {exe}: {e}. {INSTALL_HINT}") from None
-        stdout = proc.stdout or ""
-        # Show the user's paths, not the temp folder's, in messages and results.
-        shown_in = str(src_path) if src_path is not None else fname
-        stdout = stdout.replace(str(in_copy), shown_in).replace(str(work_out), str(out))
-        produced = sorted(p for p in work_out.iterdir() if p.is_file())
-        models = [p for p in produced if p.name.endswith("_edgetpu.tflite")]
-        if proc.returncode != 0 or not models:
-            raise _failure(stdout, proc.returncode, fname)
+        run = _compile_in(Path(tmp), cmd_for, timeout, data, fname, shown_in, out)
+        final = _publish(run.produced, out, src_path)
+    return _result(run, final, shown_in)
 
-        parsed = parse_stdout(stdout)
-        out.mkdir(parents=True, exist_ok=True)
-        final: Dict[str, Path] = {}
-        for p in produced:
-            dest = out / p.name
-            if src_path is not None and _same(dest, src_path):
-                raise CompilerError(f"refusing to write {dest}: it would overwrite the input model")
-            final[p.name] = dest
-        logs_text: Dict[str, str] = {
-            p.name: p.read_text(errors="replace") for p in produced if p.name.endswith(".log")
-        }
-        for p in produced:
-            _move_atomic(p, final[p.name])
 
-    out_models = [str(final[p.name]) for p in models]
-    log_names = sorted(logs_text)
-    per_op: List[OpStatus] = []
-    for ln in log_names:
-        per_op.extend(parse_log(logs_text[ln])["per_op"])
-    segs = parsed["segments"]
-    if not per_op:
-        for s in segs:
-            per_op.extend(s.get("per_op", []))
-    per_op = _merge(per_op)
-
+def _counts(segs: list[dict[str, Any]], per_op: list[OpStatus]) -> tuple[int, int, int]:
+    """(ops on the TPU, ops on the CPU, total) from the stdout report, else from the op table."""
     total = sum(s.get("total_ops", 0) for s in segs)
     if any("ops_on_tpu" in s for s in segs):
         on_tpu = sum(s.get("ops_on_tpu", s.get("total_ops", 0)) for s in segs)
@@ -497,14 +559,27 @@ def compile(  # noqa: A001 - the public name mirrors the compiler's verb
         on_cpu = sum(r.count for r in per_op if not r.mapped)
     else:
         on_tpu, on_cpu = total, 0
-    if not total:
-        total = on_tpu + on_cpu
+    return on_tpu, on_cpu, total or on_tpu + on_cpu
+
+
+def _result(run: _Run, final: dict[str, Path], shown_in: str) -> CompileResult:
+    """The :class:`CompileResult` of a successful run whose files are now at ``final``."""
+    parsed = parse_stdout(run.stdout)
+    segs = parsed["segments"]
+    log_names = sorted(run.logs_text)
+    per_op: list[OpStatus] = []
+    for ln in log_names:
+        per_op.extend(parse_log(run.logs_text[ln])["per_op"])
+    if not per_op:
+        for s in segs:
+            per_op.extend(s.get("per_op", []))
+    per_op = _merge(per_op)
+    on_tpu, on_cpu, total = _counts(segs, per_op)
     remaining = [s["on_chip_remaining"] for s in segs if "on_chip_remaining" in s]
-    log_path = str(final[log_names[0]]) if log_names else None
     return CompileResult(
-        input_path=str(src_path) if src_path is not None else fname,
-        output_paths=out_models,
-        log_path=log_path,
+        input_path=shown_in,
+        output_paths=[str(final[p.name]) for p in run.produced if p.name.endswith("_edgetpu.tflite")],
+        log_path=str(final[log_names[0]]) if log_names else None,
         log_paths=[str(final[n]) for n in log_names],
         compiler_version=parsed["compiler_version"],
         ops_on_tpu=on_tpu,
@@ -516,30 +591,30 @@ def compile(  # noqa: A001 - the public name mirrors the compiler's verb
         off_chip_bytes=sum(s.get("off_chip", 0) for s in segs),
         edgetpu_subgraphs=sum(s["subgraphs"] for s in segs if "subgraphs" in s) if segs else None,
         compile_ms=sum(s["compile_ms"] for s in segs if s.get("compile_ms") is not None) or None,
-        stdout=stdout,
-        segments=[_rename_paths(s, final, src_path) for s in segs],
-        command=cmd,
+        stdout=run.stdout,
+        segments=[_rename_paths(s, final, shown_in) for s in segs],
+        command=run.cmd,
     )
 
 
-def _rename_paths(seg: Dict[str, Any], final: Dict[str, Path], src: Optional[Path]) -> Dict[str, Any]:
-    """A segment's report with the temp-folder paths replaced by the final ones."""
+def _rename_paths(seg: dict[str, Any], final: dict[str, Path], shown_in: str) -> dict[str, Any]:
+    """A segment's report with the temp-folder paths replaced by the final ones (and the input as the user named it)."""
     out = {k: v for k, v in seg.items() if k != "per_op"}
     for key in ("output_model", "log", "input_model"):
         if key in out:
             base = Path(str(out[key])).name
             if base in final:
                 out[key] = str(final[base])
-            elif key == "input_model" and src is not None and base == src.name:
-                out[key] = str(src)
+            elif key == "input_model" and base == Path(shown_in).name:
+                out[key] = shown_in
             else:
                 out[key] = base
     return out
 
 
-def _merge(rows: List[OpStatus]) -> List[OpStatus]:
+def _merge(rows: list[OpStatus]) -> list[OpStatus]:
     """Sum rows with the same (op, status), keeping first-seen order."""
-    acc: Dict[tuple, OpStatus] = {}
+    acc: dict[tuple, OpStatus] = {}
     for r in rows:
         key = (r.op, r.status)
         if key in acc:

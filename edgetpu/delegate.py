@@ -32,15 +32,15 @@ import os
 import platform
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
-from edgetpu.errors import DelegateError, NoEdgeTPUError
+from edgetpu import backend as _backend
+from edgetpu.errors import DelegateError, InvalidDeviceError, NoEdgeTPUError
 from edgetpu.model import is_compiled
 
 __all__ = [
     "DEVICE_FORMS",
     "EDGETPU_SHARED_LIB",
-    "InvalidDeviceError",
     "cpu_model_for",
     "list_edge_tpus",
     "load_edgetpu_delegate",
@@ -72,10 +72,6 @@ RUNTIME_HINT = (
 )
 
 
-class InvalidDeviceError(DelegateError, ValueError):
-    """A device string is not one of the accepted forms."""
-
-
 class _Device(ctypes.Structure):
     _fields_ = [("type", ctypes.c_int), ("path", ctypes.c_char_p)]
 
@@ -85,7 +81,7 @@ def shared_lib() -> str:
     return os.environ.get("EDGETPU_SHARED_LIB") or EDGETPU_SHARED_LIB
 
 
-def validate_device(device: Optional[str]) -> Optional[Tuple[Optional[str], Optional[int]]]:
+def validate_device(device: str | None) -> tuple[str | None, int | None] | None:
     """Parse a device string into ``(type or None, index or None)``; None for ``device=None``.
 
     Raises:
@@ -104,14 +100,14 @@ def validate_device(device: Optional[str]) -> Optional[Tuple[Optional[str], Opti
     return m.group(1), int(m.group(2)) if m.group(2) is not None else None
 
 
-def _open_library(lib: Optional[str] = None):
+def _open_library(lib: str | None = None):
     try:
         return ctypes.CDLL(lib or shared_lib())
     except OSError:
         return None
 
 
-def list_edge_tpus() -> List[Dict[str, str]]:
+def list_edge_tpus() -> list[dict[str, str]]:
     """Edge TPUs that libedgetpu sees: ``[{'type': 'usb'|'pci', 'path': ...}]``.
 
     Returns ``[]`` when the library is not installed (or too old to list).
@@ -130,7 +126,7 @@ def list_edge_tpus() -> List[Dict[str, str]]:
     free.restype = None
     n = ctypes.c_size_t(0)
     devs = fn(ctypes.byref(n))
-    out: List[Dict[str, str]] = []
+    out: list[dict[str, str]] = []
     try:
         for i in range(n.value):
             d = devs[i]
@@ -142,14 +138,14 @@ def list_edge_tpus() -> List[Dict[str, str]]:
     return out
 
 
-def scan_system(sys_root: str = "/sys") -> List[Dict[str, str]]:
+def scan_system(sys_root: str = "/sys") -> list[dict[str, str]]:
     """Edge TPUs visible to the OS (Linux sysfs), whether or not libedgetpu is installed.
 
     PCIe/M.2 modules appear as ``/sys/class/apex/apex_N`` (gasket/apex driver);
     the USB Accelerator as USB device 1a6e:089a (before its firmware is loaded)
     or 18d1:9302 (after). Used for diagnostics only.
     """
-    found: List[Dict[str, str]] = []
+    found: list[dict[str, str]] = []
     root = Path(sys_root)
     apex = root / "class" / "apex"
     if apex.is_dir():
@@ -168,7 +164,7 @@ def scan_system(sys_root: str = "/sys") -> List[Dict[str, str]]:
     return found
 
 
-def load_edgetpu_delegate(device: Optional[str] = None, options: Optional[Dict[str, Any]] = None):
+def load_edgetpu_delegate(device: str | None = None, options: dict[str, Any] | None = None):
     """Load the Edge TPU delegate for ``device`` with the interpreter package in use.
 
     Args:
@@ -184,9 +180,7 @@ def load_edgetpu_delegate(device: Optional[str] = None, options: Optional[Dict[s
     if device is not None:
         opts["device"] = device
     lib = shared_lib()
-    from edgetpu._interpreter import backend
-
-    be = backend()
+    be = _backend.interpreter_backend()
     if _open_library(lib) is None:
         # Checked first: a failed load_delegate in ai_edge_litert also prints a
         # spurious "Exception ignored in Delegate.__del__" traceback.
@@ -205,7 +199,7 @@ def load_edgetpu_delegate(device: Optional[str] = None, options: Optional[Dict[s
         ) from None
 
 
-def cpu_model_for(model_path: Optional[str]) -> Optional[Path]:
+def cpu_model_for(model_path: str | None) -> Path | None:
     """The CPU model a compiled model was made from: ``foo_edgetpu.tflite`` -> ``foo.tflite``."""
     if not model_path:
         return None
@@ -215,7 +209,7 @@ def cpu_model_for(model_path: Optional[str]) -> Optional[Path]:
     return p.with_name(p.name[: -len("_edgetpu.tflite")] + ".tflite")
 
 
-def _matching(devices: List[Dict[str, str]], spec) -> bool:
+def _matching(devices: list[dict[str, str]], spec) -> bool:
     if spec is None:
         return bool(devices)
     kind, idx = spec
@@ -223,7 +217,7 @@ def _matching(devices: List[Dict[str, str]], spec) -> bool:
     return len(pool) > (idx or 0)
 
 
-def plan(model_bytes: bytes, model_path: Optional[str], device: Optional[str] = None):
+def plan(model_bytes: bytes, model_path: str | None, device: str | None = None):
     """Decide how to run a model: ``(model_bytes_to_use, delegates, note)``.
 
     * No ``edgetpu-custom-op`` in the model: ``(model_bytes, [], note)`` -- CPU with XNNPACK.
@@ -248,7 +242,7 @@ def plan(model_bytes: bytes, model_path: Optional[str], device: Optional[str] = 
         return model_bytes, [], note
 
     lib = shared_lib()
-    load_error: Optional[DelegateError] = None
+    load_error: DelegateError | None = None
     if _open_library(lib) is None:
         seen = scan_system()
         why = f"the Edge TPU runtime library {lib} is not installed"

@@ -3,18 +3,28 @@
 Every error raised on purpose by `edgetpu` is an :class:`EdgeTPUError`, so a
 caller can catch them all at once; the subclasses say what went wrong. Messages
 name the file, op or device concerned, what was expected and what was found.
+Data beyond the message is given to the constructor as keyword fields (e.g.
+:class:`CompilerError`'s ``returncode`` and ``stdout``), never attached later.
+
+    >>> from edgetpu.errors import CompilerError, EdgeTPUError
+    >>> e = CompilerError("edgetpu_compiler failed on m.tflite", kind="internal_error", returncode=1)
+    >>> isinstance(e, EdgeTPUError), e.kind, e.returncode
+    (True, 'internal_error', 1)
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "EdgeTPUError",
-    "InvalidModelError",
-    "InputError",
-    "CompilerNotFoundError",
     "CompilerError",
+    "CompilerNotFoundError",
     "DelegateError",
+    "EdgeTPUError",
+    "InputError",
+    "InterpreterCrashError",
+    "InvalidDeviceError",
+    "InvalidModelError",
     "NoEdgeTPUError",
+    "OutputError",
 ]
 
 
@@ -23,11 +33,19 @@ class EdgeTPUError(Exception):
 
 
 class InvalidModelError(EdgeTPUError, ValueError):
-    """A file or buffer is not a readable .tflite model (truncated, random bytes, other format)."""
+    """A file or buffer is not a usable .tflite model (truncated, random bytes, other format, broken graph)."""
+
+
+class InterpreterCrashError(InvalidModelError):
+    """The TFLite interpreter crashed (a signal, e.g. SIGSEGV) on a model, in a child process that shielded the caller."""
 
 
 class InputError(EdgeTPUError, ValueError):
-    """Input data does not match the model's input tensor (shape, dtype)."""
+    """An argument or input data is not what the function accepts (shape, dtype, a count out of range)."""
+
+
+class OutputError(EdgeTPUError, OSError):
+    """An output file cannot be written: the target is read-only, a folder, or its folder cannot be made."""
 
 
 class CompilerNotFoundError(EdgeTPUError, FileNotFoundError):
@@ -35,11 +53,44 @@ class CompilerNotFoundError(EdgeTPUError, FileNotFoundError):
 
 
 class CompilerError(EdgeTPUError, RuntimeError):
-    """`edgetpu_compiler` ran and failed; the message carries the compiler's own words."""
+    """`edgetpu_compiler` ran and failed; the message carries the compiler's own words.
+
+    Args:
+        message: one line: the file, the compiler's own error lines and advice.
+        kind: the failure form: ``"not_quantized"``, ``"op_version"``,
+            ``"internal_error"``, ``"large_activations"``, ``"timeout"``,
+            ``"interpreter_failed"``, ``"invalid_model"``,
+            ``"compilation_failed"`` or ``"unknown"``.
+        returncode: the compiler's exit status (None when it was killed).
+        stdout: the compiler's whole stdout and stderr.
+        compiler_message: the compiler's error lines, one per line.
+        log: the text of the ``*_edgetpu.log`` it wrote, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "unknown",
+        returncode: int | None = None,
+        stdout: str = "",
+        compiler_message: str = "",
+        log: str | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.returncode = returncode
+        self.stdout = stdout
+        self.compiler_message = compiler_message
+        self.log = log
 
 
 class DelegateError(EdgeTPUError, RuntimeError):
     """The Edge TPU delegate library could not be loaded, or no device answered."""
+
+
+class InvalidDeviceError(DelegateError, ValueError):
+    """A device string is not one of the accepted forms (``":0"``, ``"usb"``, ``"usb:0"``, ``"pci"``, ``"pci:0"``)."""
 
 
 class NoEdgeTPUError(DelegateError):

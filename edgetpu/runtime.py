@@ -10,19 +10,35 @@ it and a TPU is present, otherwise on the CPU with XNNPACK.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Any, NamedTuple, Sequence
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from edgetpu._interpreter import backend
-from edgetpu.errors import InputError, InvalidModelError
+from edgetpu.backend import InterpreterBackend, interpreter_backend
+from edgetpu.errors import EdgeTPUError, InputError, InvalidModelError
 from edgetpu.model import load_bytes
 
-__all__ = ["make_interpreter", "run", "classify", "Class", "load_model_bytes", "quantize", "dequantize"]
+__all__ = [
+    "Class",
+    "InterpreterInfo",
+    "classify",
+    "dequantize",
+    "interpreter_errors",
+    "interpreter_info",
+    "load_model_bytes",
+    "make_interpreter",
+    "quantize",
+    "run",
+]
 
 log = logging.getLogger("edgetpu")
+
 
 class Class(NamedTuple):
     """One classification result, as pycoral's ``adapters.classify.Class``."""
@@ -31,14 +47,131 @@ class Class(NamedTuple):
     score: float
 
 
+@dataclass(frozen=True)
+class InterpreterInfo:
+    """How :func:`make_interpreter` built an interpreter (what :func:`edgetpu.benchmark` reports).
+
+    Attributes:
+        model_path: the file it was made from, or None for bytes.
+        backend: the interpreter package (``"ai_edge_litert"``, ``"tflite_runtime"``, ``"tensorflow"``).
+        num_threads: the threads asked for (None: the runtime's default).
+        xnnpack: whether the default XNNPACK delegate was left on.
+        delegated: whether a delegate (the Edge TPU's, or the caller's) was applied.
+        device: the Edge TPU device string asked for, if any.
+    """
+
+    model_path: str | None
+    backend: str
+    num_threads: int | None
+    xnnpack: bool
+    delegated: bool
+    device: str | None = None
+
+
+# Keyed by the interpreter object itself, so nothing is attached to a foreign class
+# and an entry goes away with its interpreter.
+_INFO: weakref.WeakKeyDictionary[Any, InterpreterInfo] = weakref.WeakKeyDictionary()
+
+
+def interpreter_info(interpreter: Any) -> InterpreterInfo | None:
+    """The settings ``interpreter`` was made with by :func:`make_interpreter`; None for one made elsewhere."""
+    try:
+        return _INFO.get(interpreter)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
+def _where(interpreter: Any) -> str:
+    info = interpreter_info(interpreter)
+    if info is None:
+        return "model"
+    return info.model_path or "model buffer"
+
+
+# What the interpreter's terse messages mean for the model (its own words are kept too).
+_MEANING = (
+    ("lacks data", "an op reads a tensor that no op writes and that is not a constant"),
+    ("Tensor data is null", "a tensor the model reads or returns is never written by any op"),
+)
+
+
+def _one_line(text: str) -> str:
+    msg = " / ".join(line.strip() for line in str(text).splitlines() if line.strip()) or "no message"
+    msg = msg.replace(". Run allocate_tensors() first", "")  # allocate_tensors() did run: the model is the cause
+    meaning = next((m for needle, m in _MEANING if needle in msg), None)
+    return f"{msg} ({meaning})" if meaning else msg
+
+
+@contextlib.contextmanager
+def interpreter_errors(where: str, step: str) -> Iterator[None]:
+    """Turn what a TFLite interpreter raises on a broken model into :class:`InvalidModelError`.
+
+    The interpreter packages report a bad model with plain ``ValueError``
+    ("Tensor data is null"), ``RuntimeError`` ("Input tensor 5 lacks data",
+    "failed to prepare") or ``UnicodeDecodeError`` (a tensor name that is not
+    UTF-8); inside this block they become one-line :class:`InvalidModelError`
+    naming ``where`` (the file) and ``step`` (what was being done).
+
+        >>> from edgetpu.runtime import interpreter_errors
+        >>> with interpreter_errors("m.tflite", "invoking the model"):
+        ...     raise RuntimeError("Input tensor 5 lacks data")
+        Traceback (most recent call last):
+        ...
+        edgetpu.errors.InvalidModelError: m.tflite: the TFLite interpreter failed while invoking the model: Input tensor 5 lacks data (an op reads a tensor that no op writes and that is not a constant)
+    """
+    try:
+        yield
+    except EdgeTPUError:
+        raise
+    except UnicodeDecodeError as e:
+        raise InvalidModelError(
+            f"{where}: the TFLite interpreter failed while {step}: a tensor name is not valid UTF-8 ({e})"
+        ) from None
+    except (ValueError, RuntimeError) as e:
+        raise InvalidModelError(f"{where}: the TFLite interpreter failed while {step}: {_one_line(e)}") from None
+
+
 def load_model_bytes(model: Any) -> tuple[bytes, str | None]:
     """Return ``(flatbuffer bytes, path or None)`` for a path or a buffer, checking the TFLite identifier.
 
+        >>> import edgetpu
+        >>> data, path = edgetpu.load_model_bytes(b"1234TFL3" + bytes(8))
+        >>> len(data), path
+        (16, None)
+
     Raises:
-        InvalidModelError: the file is missing, empty, or not a TFLite flatbuffer.
+        InvalidModelError: the file is missing, unreadable, a folder, empty, or
+            not a TFLite flatbuffer (what was found is named).
     """
     data, _ = load_bytes(model)
     return data, (os.fspath(model) if isinstance(model, (str, os.PathLike)) else None)
+
+
+def _check_settings(num_threads: int | None, use_xnnpack: bool, be: InterpreterBackend) -> int | None:
+    if num_threads is not None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+            raise InputError(f"num_threads must be an int >= 1 or None, got {num_threads!r}")
+        num_threads = int(num_threads)
+    if not use_xnnpack and be.OpResolverType is None:
+        raise InputError(f"use_xnnpack=False needs an interpreter package with OpResolverType; {be.name} has none")
+    return num_threads
+
+
+def _build(be: InterpreterBackend, data: bytes, delegates: list, num_threads: int | None, use_xnnpack: bool,
+           where: str):
+    kwargs: dict[str, Any] = {"model_content": data, "experimental_delegates": delegates or None}
+    if num_threads is not None:
+        kwargs["num_threads"] = num_threads
+    if not use_xnnpack:
+        kwargs["experimental_op_resolver_type"] = be.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with interpreter_errors(where, "loading the model"):
+        interpreter = be.Interpreter(**kwargs)
+    with interpreter_errors(where, "allocating tensors"):
+        interpreter.allocate_tensors()
+    with interpreter_errors(where, "reading the input and output tensors"):
+        interpreter.get_input_details()
+        interpreter.get_output_details()
+    return interpreter
 
 
 def make_interpreter(
@@ -55,7 +188,7 @@ def make_interpreter(
     model beside it (``foo.tflite`` next to ``foo_edgetpu.tflite``) is used
     instead and a log line says so, else :class:`~edgetpu.errors.NoEdgeTPUError`
     names the file to use. Any other model runs on the CPU, with XNNPACK unless
-    ``use_xnnpack=False``.
+    ``use_xnnpack=False``. The settings are recorded: :func:`interpreter_info`.
 
     Args:
         model: path to a ``.tflite`` file, or its bytes.
@@ -71,11 +204,16 @@ def make_interpreter(
         with tensors allocated.
 
     Raises:
-        InvalidModelError: the model is missing, corrupt or not TFLite.
+        InvalidModelError: the model is missing, corrupt or not TFLite, or the
+            interpreter refused it (the message names the file and the step).
+        InputError: ``num_threads`` < 1, or ``use_xnnpack=False`` where the
+            package cannot turn XNNPACK off.
         NoEdgeTPUError / DelegateError: a compiled model with no usable TPU.
     """
     from edgetpu import delegate as _delegate
 
+    be = interpreter_backend()
+    num_threads = _check_settings(num_threads, use_xnnpack, be)
     data, path = load_model_bytes(model)
     where = path or "model buffer"
     if delegate is not None:
@@ -84,24 +222,9 @@ def make_interpreter(
         data, delegates, note = _delegate.plan(data, path, device=device)
     if note:
         log.info(note)
-    be = backend()
-    kwargs: dict[str, Any] = {"model_content": data, "experimental_delegates": delegates or None}
-    if num_threads is not None:
-        if int(num_threads) < 1:
-            raise InputError(f"num_threads must be >= 1 or None, got {num_threads!r}")
-        kwargs["num_threads"] = int(num_threads)
-    if not use_xnnpack:
-        if be.OpResolverType is None:
-            raise InputError(f"use_xnnpack=False needs an interpreter package with OpResolverType; {be.name} has none")
-        kwargs["experimental_op_resolver_type"] = be.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    try:
-        interpreter = be.Interpreter(**kwargs)
-        interpreter.allocate_tensors()
-    except ValueError as e:
-        raise InvalidModelError(f"{where}: not a valid TFLite model: {e}") from None
-    except RuntimeError as e:
-        raise InvalidModelError(f"{where}: the interpreter could not prepare the model: {str(e).strip()}") from None
-    interpreter.edgetpu_model_path = path
+    interpreter = _build(be, data, delegates, num_threads, use_xnnpack, where)
+    with contextlib.suppress(TypeError):  # an interpreter class without weak references: settings not recorded
+        _INFO[interpreter] = InterpreterInfo(path, be.name, num_threads, bool(use_xnnpack), bool(delegates), device)
     return interpreter
 
 
@@ -126,7 +249,7 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
 
 def _prepare_inputs(interpreter, x, details) -> list[np.ndarray]:
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
-    where = getattr(interpreter, "edgetpu_model_path", None) or "model"
+    where = _where(interpreter)
     if len(xs) != len(details):
         raise InputError(f"{where}: the model has {len(details)} input(s), got {len(xs)} array(s)")
     out = []
@@ -167,16 +290,26 @@ def run(interpreter, x: Any, *, dequantize_outputs: bool = True):
     Returns:
         An array ``(N, *output_shape)``, or a list of them for several outputs.
     """
-    in_details = interpreter.get_input_details()
-    out_details = interpreter.get_output_details()
-    xs = _prepare_inputs(interpreter, x, in_details)
-    n = len(xs[0])
-    model_batch = [int(d["shape"][0]) for d in in_details]
-    if any(b != 1 for b in model_batch):
-        for d in in_details:
-            interpreter.resize_tensor_input(d["index"], [1, *d["shape"][1:]])
-        interpreter.allocate_tensors()
+    where = _where(interpreter)
+    with interpreter_errors(where, "reading the input and output tensors"):
+        in_details = interpreter.get_input_details()
         out_details = interpreter.get_output_details()
+    xs = _prepare_inputs(interpreter, x, in_details)
+    if any(int(d["shape"][0]) != 1 for d in in_details):
+        with interpreter_errors(where, "resizing the inputs to batch 1"):
+            for d in in_details:
+                interpreter.resize_tensor_input(d["index"], [1, *d["shape"][1:]])
+            interpreter.allocate_tensors()
+            out_details = interpreter.get_output_details()
+    with interpreter_errors(where, "running the model"):
+        outs = _invoke_each(interpreter, xs, in_details, out_details)
+    if dequantize_outputs:
+        outs = [dequantize(o, d) for o, d in zip(outs, out_details)]
+    return outs[0] if len(outs) == 1 else outs
+
+
+def _invoke_each(interpreter, xs: list[np.ndarray], in_details, out_details) -> list[np.ndarray]:
+    n = len(xs[0])
     outs = [np.empty((n, *d["shape"][1:]), dtype=np.dtype(d["dtype"])) for d in out_details]
     set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
     in_idx = [d["index"] for d in in_details]
@@ -187,9 +320,7 @@ def run(interpreter, x: Any, *, dequantize_outputs: bool = True):
         invoke()
         for o, idx in zip(outs, out_idx):
             o[i] = get_tensor(idx)[0]
-    if dequantize_outputs:
-        outs = [dequantize(o, d) for o, d in zip(outs, out_details)]
-    return outs[0] if len(outs) == 1 else outs
+    return outs
 
 
 def classify(interpreter, x: Any, top_k: int = 5, threshold: float = 0.0) -> list[Class] | list[list[Class]]:
@@ -205,7 +336,8 @@ def classify(interpreter, x: Any, top_k: int = 5, threshold: float = 0.0) -> lis
     """
     if top_k < 1:
         raise InputError(f"top_k must be >= 1, got {top_k}")
-    details = interpreter.get_input_details()
+    with interpreter_errors(_where(interpreter), "reading the input tensors"):
+        details = interpreter.get_input_details()
     single = np.ndim(x) == len(details[0]["shape"]) - 1
     scores = run(interpreter, x)
     if isinstance(scores, list):

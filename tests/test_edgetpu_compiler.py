@@ -5,15 +5,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 import pytest
+from fakes.tflite_builder import Graph, conv_chain
 
 import edgetpu
 from edgetpu import compiler
 from edgetpu.cli import main as cli_main
-from edgetpu.compiler import INSTALL_HINT, compile as compile_model, find_compiler, parse_log, parse_size, parse_stdout
-from edgetpu.errors import CompilerError, CompilerNotFoundError, InvalidModelError
-from fakes.tflite_builder import Graph, conv_chain
+from edgetpu.compiler import (
+    INSTALL_HINT,
+    find_compiler,
+    parse_log,
+    parse_size,
+    parse_stdout,
+)
+from edgetpu.compiler import compile as compile_model
+from edgetpu.errors import (
+    CompilerError,
+    CompilerNotFoundError,
+    InputError,
+    InvalidModelError,
+    OutputError,
+)
 
 REAL_STDOUT = """Edge TPU Compiler version 16.0.384591198
 Started a compilation timeout timer of 180 seconds.
@@ -41,15 +55,6 @@ ADD                            3          Mapped to Edge TPU
 DEQUANTIZE                     2          Operation is working on an unsupported data type
 CONCATENATION                  1          More than one subgraph is not supported
 """
-
-
-@pytest.fixture
-def compiler_env(fake_compiler, monkeypatch, tmp_path):
-    monkeypatch.setenv("EDGETPU_COMPILER", str(fake_compiler))
-    monkeypatch.delenv("FAKE_EDGETPU_MODE", raising=False)
-    argv_log = tmp_path / "argv.jsonl"
-    monkeypatch.setenv("FAKE_EDGETPU_ARGV_LOG", str(argv_log))
-    return argv_log
 
 
 def _model(tmp_path, data=None, name="net.tflite"):
@@ -233,9 +238,10 @@ def test_refuses_when_an_output_would_overwrite_the_input(compiler_env, tmp_path
     out.mkdir()
     (out / "net_edgetpu.tflite").symlink_to(src)
     before = _digest(src)
-    with pytest.raises(CompilerError, match="overwrite the input"):
+    with pytest.raises(OutputError, match="overwrite the input"):
         compile_model(src, out)
     assert _digest(src) == before
+    assert not compiler_env.exists()  # refused before the compiler ran
 
 
 def test_bad_input_is_invalid_model_before_running(compiler_env, tmp_path):
@@ -248,11 +254,67 @@ def test_bad_input_is_invalid_model_before_running(compiler_env, tmp_path):
     assert not compiler_env.exists()  # the compiler never ran
 
 
-def test_bad_arguments(compiler_env, tmp_path):
+@pytest.mark.parametrize(
+    "kw, words",
+    [({"num_segments": 0}, "num_segments must be a positive int or None, got 0"),
+     ({"num_segments": True}, "num_segments must be a positive int or None, got True"),
+     ({"min_runtime_version": "14"}, "min_runtime_version must be a positive int or None, got '14'"),
+     ({"timeout_s": 0}, "timeout_s must be a finite number of seconds >= 1, got 0"),
+     ({"timeout_s": 0.5}, "got 0.5"), ({"timeout_s": float("nan")}, "got nan"), ({"timeout_s": float("inf")}, "got inf"),
+     ({"timeout_s": None}, "got None")],
+)
+def test_bad_arguments_are_input_errors_before_anything_runs(compiler_env, tmp_path, kw, words):
     src = _model(tmp_path)
-    for kw in ({"num_segments": 0}, {"min_runtime_version": "14"}, {"timeout_s": 0}):
-        with pytest.raises(ValueError):
-            compile_model(src, **kw)
+    with pytest.raises(InputError, match=re.escape(words)):
+        compile_model(src, tmp_path / "out", **kw)
+    assert not compiler_env.exists() and not (tmp_path / "out").exists()
+
+
+def test_fractional_timeout_is_rounded_up_to_whole_seconds(compiler_env, tmp_path):
+    compile_model(_model(tmp_path), tmp_path / "out", timeout_s=1.2)
+    argv = json.loads(compiler_env.read_text().splitlines()[-1])
+    assert argv[argv.index("--timeout_sec") + 1] == "2"
+
+
+def test_compiler_error_carries_its_data_as_constructor_fields(compiler_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_EDGETPU_MODE", "op_version")
+    with pytest.raises(CompilerError) as e:
+        compile_model(_model(tmp_path), tmp_path / "o")
+    err = e.value
+    assert (err.kind, err.returncode) == ("op_version", 1)
+    assert "Registration failed" in err.stdout and err.compiler_message.splitlines()[0].startswith("ERROR: Didn't find")
+    assert err.log is None  # this failure writes no operation log
+    clone = CompilerError(str(err), kind=err.kind, returncode=err.returncode, stdout=err.stdout,
+                          compiler_message=err.compiler_message, log="table")
+    assert (clone.kind, clone.log, str(clone)) == ("op_version", "table", str(err))
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o640], ids=["read-only", "writable"])
+def test_an_existing_output_is_replaced_keeping_its_mode_unless_read_only(compiler_env, tmp_path, mode):
+    src = _model(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / "net_edgetpu.tflite"
+    old.write_bytes(b"an earlier compile")
+    old.chmod(mode)
+    if mode == 0o444:
+        with pytest.raises(OutputError, match=r"net_edgetpu.tflite: the file exists and is read-only"):
+            compile_model(src, out)
+        assert old.read_bytes() == b"an earlier compile" and not compiler_env.exists()  # refused before compiling
+    else:
+        compile_model(src, out)
+        assert old.read_bytes() != b"an earlier compile"
+    assert os.stat(old).st_mode & 0o777 == mode
+
+
+def test_new_outputs_follow_the_umask(compiler_env, tmp_path):
+    old = os.umask(0o027)
+    try:
+        r = compile_model(_model(tmp_path), tmp_path / "out")
+    finally:
+        os.umask(old)
+    for p in [*r.output_paths, r.log_path]:
+        assert os.stat(p).st_mode & 0o777 == 0o640, p  # 0o666 & ~0o027, as open() would create them
 
 
 def test_find_compiler(monkeypatch, tmp_path, fake_compiler):

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fakes.tflite_builder import compiled_model, conv_chain
 
 from edgetpu.delegate import (
     EDGETPU_SHARED_LIB,
-    InvalidDeviceError,
     cpu_model_for,
     list_edge_tpus,
     load_edgetpu_delegate,
@@ -19,8 +19,12 @@ from edgetpu.delegate import (
     scan_system,
     validate_device,
 )
-from edgetpu.errors import DelegateError, InvalidModelError, NoEdgeTPUError
-from fakes.tflite_builder import compiled_model, conv_chain
+from edgetpu.errors import (
+    DelegateError,
+    InvalidDeviceError,
+    InvalidModelError,
+    NoEdgeTPUError,
+)
 
 
 @pytest.fixture
@@ -40,9 +44,9 @@ def fake_backend(monkeypatch):
         return SimpleNamespace(lib=lib, options=dict(options or {}))
 
     fake = SimpleNamespace(name="tflite_runtime", load_delegate=load_delegate, calls=calls, fail=False)
-    import edgetpu._interpreter as interp
+    import edgetpu.backend
 
-    monkeypatch.setattr(interp, "backend", lambda name=None: fake)
+    monkeypatch.setattr(edgetpu.backend, "interpreter_backend", lambda name=None: fake)
     return fake
 
 
@@ -180,18 +184,18 @@ def test_plan_delegate_failure_falls_back_to_cpu_model_or_raises(fake_libedgetpu
         plan(compiled.read_bytes(), str(compiled))
     assert not isinstance(e.value, NoEdgeTPUError)
     (tmp_path / "net.tflite").write_bytes(conv_chain(1).build())
-    out, delegates, note = plan(compiled.read_bytes(), str(compiled))
+    _, delegates, note = plan(compiled.read_bytes(), str(compiled))
     assert delegates == [] and "failed to load" in note
 
 
 def test_fallback_model_runs_on_the_cpu_interpreter(no_library, tmp_path):
-    from edgetpu._interpreter import backend
+    from edgetpu import interpreter_backend
 
     (tmp_path / "net.tflite").write_bytes(conv_chain(2).build())
     compiled = tmp_path / "net_edgetpu.tflite"
     compiled.write_bytes(compiled_model())
     data, delegates, _ = plan(compiled.read_bytes(), str(compiled))
-    interp = backend().Interpreter(model_content=data, experimental_delegates=delegates or None)
+    interp = interpreter_backend().Interpreter(model_content=data, experimental_delegates=delegates or None)
     interp.allocate_tensors()
     d = interp.get_input_details()[0]
     interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))

@@ -93,11 +93,60 @@ def test_benchmark_statistics(int8_path):
     for k in ("mean_ms", "median_ms", "p90_ms", "p99_ms", "std_ms"):
         assert r[k] >= 0
     assert r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
-    assert r["runs"] == 20 and r["backend"] in ("ai_edge_litert", "tflite_runtime", "tensorflow")
+    assert r["runs"] == 20 and r["backend"] == "ai_edge_litert"
+    assert (r["num_threads"], r["xnnpack"]) == (1, True)
     r2 = edgetpu.benchmark(int8_path, runs=5, warmup=0, use_xnnpack=False)
-    assert r2["xnnpack"] is False
+    assert (r2["num_threads"], r2["xnnpack"]) == (None, False)
     with pytest.raises(InputError):
         edgetpu.benchmark(int8_path, runs=0)
+
+
+def test_benchmark_reports_what_the_given_interpreter_was_built_with(int8_path):
+    interp = edgetpu.make_interpreter(int8_path, num_threads=2, use_xnnpack=False)
+    info = edgetpu.interpreter_info(interp)
+    assert (info.model_path, info.num_threads, info.xnnpack, info.backend, info.delegated) == (
+        str(int8_path), 2, False, "ai_edge_litert", False)
+    r = edgetpu.benchmark(interp, runs=3, warmup=0)
+    assert (r["num_threads"], r["xnnpack"], r["backend"]) == (2, False, "ai_edge_litert")
+    assert edgetpu.benchmark(interp, runs=3, warmup=0, num_threads=2, use_xnnpack=False)["num_threads"] == 2
+    with pytest.raises(InputError, match=r"built with other settings than asked: num_threads=1 \(it has 2\), "
+                                         r"use_xnnpack=True \(it has False\)"):
+        edgetpu.benchmark(interp, runs=3, num_threads=1, use_xnnpack=True)
+
+
+def test_benchmark_of_an_interpreter_made_elsewhere(int8_path):
+    foreign = edgetpu.interpreter_backend().Interpreter(model_path=str(int8_path), num_threads=1)
+    foreign.allocate_tensors()
+    assert edgetpu.interpreter_info(foreign) is None
+    r = edgetpu.benchmark(foreign, runs=3, warmup=0)
+    assert (r["num_threads"], r["xnnpack"], r["backend"]) == (None, None, "ai_edge_litert")  # unknown, not guessed
+    with pytest.raises(InputError, match="not made by edgetpu.make_interpreter"):
+        edgetpu.benchmark(foreign, runs=3, num_threads=1)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_make_interpreter_rejects_bad_thread_counts(int8_path, bad):
+    with pytest.raises(InputError, match="num_threads must be an int >= 1 or None"):
+        edgetpu.make_interpreter(int8_path, num_threads=bad)
+
+
+def test_random_input_is_public_and_follows_the_tensor():
+    rng = np.random.default_rng(0)
+    a = edgetpu.random_input({"dtype": np.uint8, "shape": np.array([1, 4, 4, 3])}, rng)
+    assert a.dtype == np.uint8 and a.shape == (1, 4, 4, 3)
+    f = edgetpu.random_input({"dtype": np.float32, "shape": [-1, 5]})
+    assert f.dtype == np.float32 and f.shape == (1, 5) and 0 <= f.min() and f.max() < 1
+    np.testing.assert_array_equal(edgetpu.random_input({"dtype": np.int8, "shape": [2, 3]}),
+                                  edgetpu.random_input({"dtype": np.int8, "shape": [2, 3]}, np.random.default_rng(0)))
+
+
+def test_load_model_bytes_names_folders_and_missing_files(tmp_path, small_tflite):
+    data, path = edgetpu.load_model_bytes(small_tflite["int8"])
+    assert data == small_tflite["int8"] and path is None
+    with pytest.raises(InvalidModelError, match="is a directory"):
+        edgetpu.load_model_bytes(tmp_path)
+    with pytest.raises(InvalidModelError, match="no such file"):
+        edgetpu.load_model_bytes(tmp_path / "none.tflite")
 
 
 @pytest.mark.parametrize(
@@ -158,5 +207,12 @@ def test_cli_bad_file_exits_2_with_one_line(tmp_path, sub, capsys):
 
 
 def test_errors_are_one_family():
-    for cls in (edgetpu.InvalidModelError, edgetpu.InputError, edgetpu.CompilerError, edgetpu.CompilerNotFoundError, edgetpu.DelegateError, edgetpu.NoEdgeTPUError):
-        assert issubclass(cls, EdgeTPUError)
+    import edgetpu.errors
+
+    for name in edgetpu.errors.__all__:
+        cls = getattr(edgetpu.errors, name)
+        assert issubclass(cls, EdgeTPUError) and cls.__module__ == "edgetpu.errors"
+    for name in ("InvalidModelError", "InterpreterCrashError", "InputError", "OutputError", "CompilerError",
+                 "CompilerNotFoundError", "DelegateError", "InvalidDeviceError", "NoEdgeTPUError"):
+        assert getattr(edgetpu, name) is getattr(edgetpu.errors, name)
+    assert issubclass(edgetpu.InvalidDeviceError, edgetpu.DelegateError)

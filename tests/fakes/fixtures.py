@@ -92,6 +92,20 @@ def fake_compiler(tmp_path_factory) -> Path:
     return exe
 
 
+@pytest.fixture
+def compiler_env(fake_compiler, monkeypatch, tmp_path) -> Path:
+    """``EDGETPU_COMPILER`` set to the fake compiler; returns the file where it logs each argv it receives.
+
+    The file exists only once the compiler ran: ``not compiler_env.exists()``
+    proves that a failure was caught before compiling.
+    """
+    monkeypatch.setenv("EDGETPU_COMPILER", str(fake_compiler))
+    monkeypatch.delenv("FAKE_EDGETPU_MODE", raising=False)
+    argv_log = tmp_path / "argv.jsonl"
+    monkeypatch.setenv("FAKE_EDGETPU_ARGV_LOG", str(argv_log))
+    return argv_log
+
+
 @pytest.fixture(scope="session")
 def fake_libedgetpu(tmp_path_factory) -> Path:
     """A tiny C library with libedgetpu's device-listing C API (edgetpu_c.h), built with the system C compiler."""
@@ -101,3 +115,23 @@ def fake_libedgetpu(tmp_path_factory) -> Path:
     out = d / "libedgetpu.so.1"
     subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(FAKES / "fake_libedgetpu.c")], check=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def tflite_runtime_venv():
+    """``run(script, *args) -> CompletedProcess`` in a cached venv with the real tflite-runtime 2.14.0 only.
+
+    Skips, with the reason, where that wheel cannot be installed (another
+    Python version, no package registry). See tests/tflite_runtime_venv.py.
+    """
+    from tflite_runtime_venv import (
+        VenvUnavailable,
+        ensure_venv,
+        run_in_tflite_runtime_venv,
+    )
+
+    try:
+        ensure_venv()
+    except VenvUnavailable as e:
+        pytest.skip(str(e))
+    return run_in_tflite_runtime_venv
