@@ -228,6 +228,16 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         return [(p.weight, p.mask, p.threshold) for p in self._pruned]
 
     @property
+    def weights(self) -> list:
+        """The wrapped layer's weights, then the wrapper's (masks, thresholds, step), as tfmot.
+
+        That order is what tfmot's ``.h5`` files hold, so they load here.
+        """
+        inner = self.layer.weights
+        seen = {id(w) for w in inner}
+        return inner + [w for w in super().weights if id(w) not in seen]
+
+    @property
     def masks(self) -> list:
         return [p.mask for p in self._pruned]
 
@@ -358,11 +368,34 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        config["layer"] = keras.saving.deserialize_keras_object(
-            config["layer"], custom_objects=custom_objects
-        )
+        config["layer"] = _deserialize_layer(config["layer"], custom_objects)
         config["pruning_schedule"] = _schedules.get(config["pruning_schedule"])
         return cls(**config)
+
+
+def _deserialize_layer(layer_config, custom_objects=None):
+    try:
+        return keras.saving.deserialize_keras_object(layer_config, custom_objects=custom_objects)
+    except (TypeError, ValueError) as error:
+        legacy = _tf_keras_fixups(layer_config)
+        if legacy is None:
+            raise
+        try:
+            return keras.legacy.saving.deserialize_keras_object(
+                legacy, module_objects=vars(keras.layers), custom_objects=custom_objects
+            )
+        except Exception:
+            raise error from None
+
+
+def _tf_keras_fixups(layer_config):
+    """A tf_keras layer config (a model saved by tfmot as .h5) with the fix-ups Keras 3's
+    legacy H5 loader applies to top-level layers; None if there is nothing to fix."""
+    inner = dict(layer_config.get("config", {})) if isinstance(layer_config, dict) else {}
+    fixed = inner.pop("batch_input_shape", None) is not None  # the wrapper carries the shape
+    if isinstance(inner.get("axis"), list) and len(inner["axis"]) == 1:
+        inner["axis"], fixed = int(inner["axis"][0]), True
+    return {**layer_config, "config": inner} if fixed else None
 
 
 def _required_shapes(build) -> int:
