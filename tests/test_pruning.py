@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from pruning_helpers import assert_sparsity, compile_for_classes, random_data, tiny_cnn
 
 from keras_compress.errors import PruningError
 from keras_compress.pruning import (
@@ -20,7 +21,6 @@ from keras_compress.pruning import (
     sparsity_report,
     strip_pruning,
 )
-from pruning_helpers import assert_sparsity, compile_for_classes, random_data, tiny_cnn
 
 L = keras.layers
 

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from keras_compress.errors import PruningError
-from keras_compress.pruning import ConstantSparsity, PolynomialDecay, m_by_n_mask, magnitude_mask
-from keras_compress.pruning import schedules
+from keras_compress.pruning import (
+    ConstantSparsity,
+    PolynomialDecay,
+    m_by_n_mask,
+    magnitude_mask,
+    schedules,
+)
 from keras_compress.pruning.masks import block_mask
 
 
@@ -125,7 +130,9 @@ def test_block_mask_prunes_whole_blocks():
     assert mask.mean() == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("module", ["schedules", "masks", "prune", "report", "strip", "structured", "wrapper"])
+@pytest.mark.parametrize(
+    "module", ["schedules", "masks", "prune", "report", "strip", "structured", "wrapper", "registry", "modelcopy"]
+)
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -27,8 +27,16 @@ from keras_compress.pruning.masks import m_by_n_mask, magnitude_mask
 from keras_compress.pruning.prune import prune_low_magnitude, prune_scope
 from keras_compress.pruning.recipes import filter_prune_and_finetune, prune_and_finetune
 from keras_compress.pruning.registry import PrunableLayer, get_prunable_weights
-from keras_compress.pruning.report import layer_sparsities, overall_sparsity, sparsity_report
-from keras_compress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
+from keras_compress.pruning.report import (
+    layer_sparsities,
+    overall_sparsity,
+    sparsity_report,
+)
+from keras_compress.pruning.schedules import (
+    ConstantSparsity,
+    PolynomialDecay,
+    PruningSchedule,
+)
 from keras_compress.pruning.strip import strip_pruning
 from keras_compress.pruning.structured import filter_importance, prune_filters
 from keras_compress.pruning.wrapper import (
@@ -39,27 +47,27 @@ from keras_compress.pruning.wrapper import (
 )
 
 __all__ = [
-    "prune_low_magnitude",
-    "prune_scope",
-    "strip_pruning",
     "ConstantSparsity",
     "PolynomialDecay",
-    "PruningSchedule",
-    "UpdatePruningStep",
-    "PruningSummaries",
-    "sparsity_report",
-    "prune_filters",
-    "filter_importance",
-    "layer_sparsities",
-    "overall_sparsity",
-    "PruneLowMagnitude",
     "PrunableLayer",
-    "get_prunable_weights",
-    "collect_wrappers",
+    "PruneLowMagnitude",
+    "PruningSchedule",
+    "PruningSummaries",
+    "UpdatePruningStep",
     "collect_prunable_layers",
-    "is_prunable",
-    "magnitude_mask",
-    "m_by_n_mask",
-    "prune_and_finetune",
+    "collect_wrappers",
+    "filter_importance",
     "filter_prune_and_finetune",
+    "get_prunable_weights",
+    "is_prunable",
+    "layer_sparsities",
+    "m_by_n_mask",
+    "magnitude_mask",
+    "overall_sparsity",
+    "prune_and_finetune",
+    "prune_filters",
+    "prune_low_magnitude",
+    "prune_scope",
+    "sparsity_report",
+    "strip_pruning",
 ]

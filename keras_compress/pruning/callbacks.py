@@ -21,7 +21,7 @@ import numpy as np
 from keras_compress.errors import PruningError
 from keras_compress.pruning.wrapper import collect_wrappers
 
-__all__ = ["UpdatePruningStep", "PruningSummaries"]
+__all__ = ["PruningSummaries", "UpdatePruningStep"]
 
 
 def _optimizer_step(model) -> int | None:

@@ -25,7 +25,7 @@ import keras
 
 from keras_compress.errors import PruningError
 
-__all__ = ["is_functional", "check_cloneable", "clone", "copy_model", "first_unrebuildable"]
+__all__ = ["check_cloneable", "clone", "copy_model", "first_unrebuildable", "is_functional"]
 
 
 def is_functional(model) -> bool:
@@ -34,7 +34,7 @@ def is_functional(model) -> bool:
         return False
     try:
         config = model.get_config()
-    except Exception:  # a subclassed model without get_config
+    except Exception:  # noqa: BLE001 - a subclassed model's get_config may raise anything
         return False
     return isinstance(config, dict) and "layers" in config and "input_layers" in config
 
@@ -123,6 +123,6 @@ def first_unrebuildable(model):
     for layer in _layers(model):
         try:
             type(layer).from_config(layer.get_config())
-        except Exception as e:  # whatever the layer's own code raises
+        except Exception as e:  # noqa: BLE001 - whatever the layer's own code raises
             return layer, e
     return None

@@ -57,10 +57,10 @@ from keras_compress.errors import PruningError
 __all__ = [
     "PrunableLayer",
     "Support",
-    "support",
+    "attribute_names",
     "get_prunable_weights",
     "m_by_n_axis",
-    "attribute_names",
+    "support",
     "unsupported_message",
 ]
 

@@ -26,7 +26,7 @@ from keras import ops
 
 from keras_compress.errors import PruningError
 
-__all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay", "get"]
+__all__ = ["ConstantSparsity", "PolynomialDecay", "PruningSchedule", "get"]
 
 _PACKAGE = "keras_compress.pruning"
 
@@ -113,7 +113,7 @@ class PruningSchedule:
         return {"class_name": type(self).__name__, "config": self._arguments()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "PruningSchedule":
+    def from_config(cls, config: dict) -> PruningSchedule:
         # Accepts tfmot's nested layout and the flat arguments of older saves.
         if "class_name" in config and "config" in config:
             config = config["config"]

@@ -34,10 +34,10 @@ from keras_compress.pruning import schedules as _schedules
 
 __all__ = [
     "PruneLowMagnitude",
-    "prunable_weight_spec",
-    "is_prunable",
-    "collect_wrappers",
     "collect_prunable_layers",
+    "collect_wrappers",
+    "is_prunable",
+    "prunable_weight_spec",
 ]
 
 _PACKAGE = "keras_compress.pruning"
@@ -73,7 +73,7 @@ def prunable_weight_spec(layer, prune_depthwise: bool = False):
 
 def is_prunable(layer, prune_depthwise: bool = False) -> bool:
     """True if :func:`prune_low_magnitude` finds weights to prune in ``layer``."""
-    if isinstance(layer, PruneLowMagnitude) or isinstance(layer, keras.Model):
+    if isinstance(layer, (PruneLowMagnitude, keras.Model)):
         return False
     return _registry.support(layer, prune_depthwise).kind == "prune"
 
@@ -384,7 +384,7 @@ def _deserialize_layer(layer_config, custom_objects=None):
             return keras.legacy.saving.deserialize_keras_object(
                 legacy, module_objects=vars(keras.layers), custom_objects=custom_objects
             )
-        except Exception:
+        except Exception:  # noqa: BLE001 - report the first error, not the fallback's
             raise error from None
 
 

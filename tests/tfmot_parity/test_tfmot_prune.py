@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl.testing import parameterized
+from tfmot_compat import TestCase, build_simple_dense_model, temp_weights_file
 
 from keras_compress import pruning as prune
 from keras_compress.pruning import PrunableLayer
 from keras_compress.pruning import schedules as pruning_schedule
 from keras_compress.pruning import wrapper as pruning_wrapper
-from tfmot_compat import TestCase, build_simple_dense_model, temp_weights_file
 
 layers = keras.layers
 
@@ -43,7 +43,7 @@ class TestSubclassedModel(keras.Model):
 
     def __init__(self):
         """A test subclass model with one dense layer."""
-        super(TestSubclassedModel, self).__init__(name="test_model")
+        super().__init__(name="test_model")
         self.layer1 = keras.layers.Dense(10, activation="relu")
 
     def call(self, inputs):
@@ -67,7 +67,7 @@ class PruneTest(TestCase, parameterized.TestCase):
     )
 
     def setUp(self):
-        super(PruneTest, self).setUp()
+        super().setUp()
         # Standard Keras layers: Prunable, Non-Prunable (nothing to prune) and
         # Unsupported (raise). Custom layers: Prunable (PrunableLayer) or not.
         self.keras_prunable_layer = layers.Dense(10)  # Supports pruning

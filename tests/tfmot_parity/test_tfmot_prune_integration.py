@@ -24,11 +24,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl.testing import parameterized
-
-from keras_compress import pruning as prune
-from keras_compress.pruning import callbacks as pruning_callbacks
-from keras_compress.pruning import schedules as pruning_schedule
-from keras_compress.pruning import wrapper as pruning_wrapper
 from tfmot_compat import (
     ModelCompare,
     TestCase,
@@ -43,6 +38,11 @@ from tfmot_compat import (
     temp_weights_file,
 )
 
+from keras_compress import pruning as prune
+from keras_compress.pruning import callbacks as pruning_callbacks
+from keras_compress.pruning import schedules as pruning_schedule
+from keras_compress.pruning import wrapper as pruning_wrapper
+
 layers = keras.layers
 
 
@@ -50,22 +50,22 @@ class PruneIntegrationTest(TestCase, parameterized.TestCase, ModelCompare):
     # The prunable layers of tfmot's registry that its test trains one by one
     # (Conv2D/3DTranspose excluded there too; LocallyConnected is not in Keras 3;
     # Embedding has its own test).
-    _PRUNABLE_LAYERS = [
+    _PRUNABLE_LAYERS = (
         layers.Conv1D,
         layers.Conv2D,
         layers.Conv3D,
         layers.SeparableConv1D,
         layers.SeparableConv2D,
         layers.Dense,
-    ]
+    )
 
     # Layers to which sparsity 2x4 can be applied. tfmot's list also has Conv2D, on a
     # kernel with one input channel: tfmot 0.8.1's sparsity_m_by_n leaves that kernel
     # dense too (measured: sparsity 0.0); the 0.5 asserted came from the removed
     # sparsity_2x4. Not ported (README).
-    _PRUNABLE_LAYERS_SPARSITY_2x4 = [layers.Dense]
+    _PRUNABLE_LAYERS_SPARSITY_2x4 = (layers.Dense,)
 
-    _RNN_LAYERS = [layers.GRU, layers.LSTM, layers.SimpleRNN]
+    _RNN_LAYERS = (layers.GRU, layers.LSTM, layers.SimpleRNN)
 
     @staticmethod
     def _batch(dims, batch_size):
@@ -88,7 +88,7 @@ class PruneIntegrationTest(TestCase, parameterized.TestCase, ModelCompare):
         }[layer_type]
 
     def setUp(self):
-        super(PruneIntegrationTest, self).setUp()
+        super().setUp()
         self.params = {
             "pruning_schedule": pruning_schedule.ConstantSparsity(0.5, 0, -1, 1),
             "block_size": (1, 1),

@@ -18,11 +18,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
+from tfmot_compat import TestCase, build_simple_dense_model, get_value
 
 from keras_compress.errors import PruningError
 from keras_compress.pruning import callbacks as pruning_callbacks
 from keras_compress.pruning import prune
-from tfmot_compat import TestCase, build_simple_dense_model, get_value
 
 
 class PruneCallbacksTest(TestCase, parameterized.TestCase):

@@ -9,9 +9,9 @@ imports; tfmot's ``keras.utils.deserialize_keras_object`` is
 import keras
 import tensorflow as tf
 from absl.testing import parameterized
+from tfmot_compat import TestCase
 
 from keras_compress.pruning import schedules as pruning_schedule
-from tfmot_compat import TestCase
 
 
 @parameterized.named_parameters(

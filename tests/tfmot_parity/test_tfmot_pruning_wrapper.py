@@ -10,10 +10,10 @@ call is replaced by checking that the model is built.
 
 import keras
 import tensorflow as tf
+from tfmot_compat import TestCase
 
 from keras_compress.pruning import schedules as pruning_schedule
 from keras_compress.pruning import wrapper as pruning_wrapper
-from tfmot_compat import TestCase
 
 layers = keras.layers
 Prune = pruning_wrapper.PruneLowMagnitude
@@ -23,7 +23,7 @@ class CustomLayer(keras.layers.Layer):
     """A custom layer which is not prunable."""
 
     def __init__(self, input_dim=16, output_dim=32):
-        super(CustomLayer, self).__init__()
+        super().__init__()
         self.weight = self.add_weight(
             shape=(input_dim, output_dim), initializer="random_normal", trainable=True
         )

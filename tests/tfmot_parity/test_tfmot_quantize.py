@@ -15,10 +15,9 @@ Changes forced by Keras 3 or by public names:
 
 import keras
 import numpy as np
-import tensorflow as tf
+from tfmot_compat import TestCase, build_simple_dense_model
 
 from keras_compress import quantization as quantize
-from tfmot_compat import TestCase, build_simple_dense_model
 
 quantize_annotate_layer = quantize.quantize_annotate_layer
 quantize_annotate_model = quantize.quantize_annotate_model
@@ -339,9 +338,8 @@ class QuantizeApplyTest(TestCase):
     def testQuantize_RaisesErrorIfNoQuantizeConfig(self):
         annotated_model = keras.Sequential([QuantizeAnnotate(self.CustomLayer(3), input_shape=(2,))])
 
-        with custom_object_scope({"CustomLayer": self.CustomLayer}):
-            with self.assertRaises(RuntimeError):
-                quantize_apply(annotated_model)
+        with custom_object_scope({"CustomLayer": self.CustomLayer}), self.assertRaises(RuntimeError):
+            quantize_apply(annotated_model)
 
     def testQuantize_UsesBuiltinQuantizeConfig(self):
         annotated_model = keras.Sequential([quantize_annotate_layer(keras.layers.Dense(3, input_shape=(2,)))])

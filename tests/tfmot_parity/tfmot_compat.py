@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from keras_compress import pruning as prune
 
-l = keras.layers  # noqa: E741 - tfmot's alias
+l = keras.layers
 
 
 class TestCase(tf.test.TestCase):
