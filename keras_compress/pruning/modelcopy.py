@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import random
 
 import keras
 
@@ -119,10 +120,18 @@ def _layers(model):
 
 
 def first_unrebuildable(model):
-    """``(layer, error)`` for the first layer not rebuilt by ``from_config(get_config())``, or None."""
-    for layer in _layers(model):
-        try:
-            type(layer).from_config(layer.get_config())
-        except Exception as e:  # noqa: BLE001 - whatever the layer's own code raises
-            return layer, e
-    return None
+    """``(layer, error)`` for the first layer not rebuilt by ``from_config(get_config())``, or None.
+
+    Leaves the global random state as it found it (new layers draw initializer
+    seeds from Python's ``random``), so checking does not change what follows.
+    """
+    state = random.getstate()
+    try:
+        for layer in _layers(model):
+            try:
+                type(layer).from_config(layer.get_config())
+            except Exception as e:  # noqa: BLE001 - whatever the layer's own code raises
+                return layer, e
+        return None
+    finally:
+        random.setstate(state)
