@@ -94,7 +94,7 @@ def collect_wrappers(model) -> list:
 collect_prunable_layers = collect_wrappers  # tfmot's name
 
 
-def _check_options(layer, block_size, block_pooling_type, sparsity_m_by_n):
+def _check_options(block_size, block_pooling_type, sparsity_m_by_n):
     block_size = _two_ints("block_size", block_size, minimum=1)
     if block_pooling_type not in ("AVG", "MAX"):
         raise PruningError(
@@ -115,11 +115,11 @@ def _check_options(layer, block_size, block_pooling_type, sparsity_m_by_n):
 
 
 def _takes(fn, name: str) -> bool:
+    """True if ``fn`` has a parameter ``name`` (as tfmot: ``**kwargs`` does not count)."""
     try:
-        params = inspect.signature(fn).parameters
+        return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -182,9 +182,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         verdict = _registry.support(layer, bool(prune_depthwise))
         if verdict.kind == "unsupported":
             raise PruningError(_registry.unsupported_message(layer, verdict.reason))
-        block_size, sparsity_m_by_n = _check_options(
-            layer, block_size, block_pooling_type, sparsity_m_by_n
-        )
+        block_size, sparsity_m_by_n = _check_options(block_size, block_pooling_type, sparsity_m_by_n)
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         # A first Sequential layer built with `Dense(10, input_shape=(5,))` keeps
         # its input shape: Keras reads it from this private attribute (Sequential.add
