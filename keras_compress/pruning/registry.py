@@ -220,7 +220,7 @@ def get_prunable_weights(layer, prune_depthwise: bool = False) -> list:
 
     Example:
         >>> import keras
-        >>> lstm = keras.layers.LSTM(4)
+        >>> lstm = keras.layers.LSTM(4, name="lstm")
         >>> lstm.build((None, 3, 2))
         >>> [w.path for w in get_prunable_weights(lstm)]
         ['lstm/lstm_cell/kernel', 'lstm/lstm_cell/recurrent_kernel']

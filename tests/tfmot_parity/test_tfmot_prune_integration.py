@@ -239,7 +239,7 @@ class PruneIntegrationTest(TestCase, parameterized.TestCase, ModelCompare):
     ###################################################################
     # Tests for training with pruning from scratch.
 
-    @parameterized.parameters(_PRUNABLE_LAYERS)
+    @parameterized.parameters(list(_PRUNABLE_LAYERS))
     def testPrunesSingleLayer_ReachesTargetSparsity(self, layer_type):
         model = keras.Sequential()
         args, input_shape = self._get_params_for_layer(layer_type)
@@ -257,7 +257,7 @@ class PruneIntegrationTest(TestCase, parameterized.TestCase, ModelCompare):
 
         self._check_strip_pruning_matches_original(model, 0.5)
 
-    @parameterized.parameters(_PRUNABLE_LAYERS_SPARSITY_2x4)
+    @parameterized.parameters(list(_PRUNABLE_LAYERS_SPARSITY_2x4))
     def testSparsityPruning2x4_SupportedLayers(self, layer_type):
         """Check that we prune supported layers with sparsity 2x4."""
         self.params.update({"sparsity_m_by_n": (2, 4)})
@@ -282,7 +282,7 @@ class PruneIntegrationTest(TestCase, parameterized.TestCase, ModelCompare):
 
         self._check_strip_pruning_matches_original(model, 0.5)
 
-    @parameterized.parameters(_RNN_LAYERS)
+    @parameterized.parameters(list(_RNN_LAYERS))
     def testRNNLayersSingleCell_ReachesTargetSparsity(self, layer_type):
         model = keras.Sequential()
         model.add(prune.prune_low_magnitude(layer_type(10), input_shape=(3, 4), **self.params))
