@@ -13,10 +13,10 @@ import time
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
-import tf_keras as keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -60,7 +60,8 @@ def compile_model(model, cfg):
 
 
 def main():
-    cfg = json.load(open(sys.argv[1]))
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
     data = np.load(cfg["data"])
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
     weights = np.load(cfg["baseline_weights"])
@@ -106,7 +107,8 @@ def main():
         "versions": {"tensorflow": tf.__version__, "tfmot": tfmot.__version__,
                      "tf_keras": keras.__version__},
     }
-    json.dump(result, open(sys.argv[2], "w"), indent=2)
+    with open(sys.argv[2], "w") as f:
+        json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":

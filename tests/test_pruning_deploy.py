@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from keras_compress.convert import to_tflite
-from keras_compress.pruning import ConstantSparsity, UpdatePruningStep, prune_low_magnitude, strip_pruning
+from keras_compress.pruning import (
+    ConstantSparsity,
+    UpdatePruningStep,
+    prune_low_magnitude,
+    strip_pruning,
+)
 
 L = keras.layers
 
@@ -107,10 +112,74 @@ MIRRORED_SCRIPT = textwrap.dedent(
 def test_pruning_under_mirrored_strategy_with_two_logical_cpus():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env, timeout=240
+        [sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env, timeout=240,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
     assert result["iterations"] == 8
     assert all(abs(s - 0.75) <= 0.02 for s in result["sparsity"]), result
+
+
+# ---------------------------------------------- models saved by tfmot users (tf_keras, .h5)
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "tfmot")
+
+
+def _expected():
+    return np.load(os.path.join(FIXTURES, "expected.npz"))
+
+
+def test_tf_keras_h5_saved_by_a_tfmot_user_loads_and_prunes():
+    """tests/fixtures/tfmot/make_fixtures.py made the file with tf_keras 2.21 (TF_USE_LEGACY_KERAS=1)."""
+    path = os.path.join(FIXTURES, "tfkeras_cnn.h5")
+    with pytest.raises(TypeError, match="SparseCategoricalCrossentropy"):
+        keras.saving.load_model(path)  # tf_keras' compile config (loss, optimizer) does not load
+    model = keras.saving.load_model(path, compile=False)
+    expected = _expected()
+    np.testing.assert_allclose(model.predict(expected["x"], verbose=0), expected["tfkeras_cnn"], atol=1e-5)
+
+    keras.utils.set_random_seed(0)
+    pruned = prune_low_magnitude(model, ConstantSparsity(0.5, 0, frequency=1))
+    assert [l.name for l in pruned.layers if type(l).__name__ == "PruneLowMagnitude"] == [
+        "prune_low_magnitude_conv", "prune_low_magnitude_fc", "prune_low_magnitude_logits"]
+    pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    pruned.fit(rng.random((32, 8, 8, 1), dtype=np.float32), rng.integers(0, 3, 32), batch_size=16,
+               verbose=0, callbacks=[UpdatePruningStep()])
+    stripped = strip_pruning(pruned)
+    for name in ("conv", "fc", "logits"):
+        kernel = stripped.get_layer(name).get_weights()[0]
+        assert abs((kernel == 0).mean() - 0.5) <= 0.02, name
+    np.testing.assert_allclose(
+        stripped.predict(expected["x"], verbose=0), pruned.predict(expected["x"], verbose=0), atol=1e-6
+    )
+
+
+def test_h5_still_wrapped_by_tfmot_loads_with_prune_scope_resumes_and_strips():
+    from keras_compress.pruning import collect_wrappers, prune_scope
+
+    path = os.path.join(FIXTURES, "tfmot_pruned_cnn.h5")
+    with prune_scope():
+        model = keras.saving.load_model(path, compile=False)
+    expected = _expected()
+    np.testing.assert_allclose(model.predict(expected["x"], verbose=0), expected["tfmot_pruned_cnn"], atol=1e-5)
+    wrappers = collect_wrappers(model)
+    assert len(wrappers) == 8  # tfmot wraps every layer
+    steps = {int(w.pruning_step.numpy()) for w in wrappers}
+    assert steps == {4}  # 64 samples, batch 16, one epoch
+    conv = model.get_layer("prune_low_magnitude_conv")
+    mask = keras.ops.convert_to_numpy(conv.masks[0])
+    assert abs(1 - mask.mean() - 0.5) <= 0.03 and np.all(conv.layer.get_weights()[0][mask == 0] == 0)
+
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(1)
+    model.fit(rng.random((32, 8, 8, 1), dtype=np.float32), rng.integers(0, 3, 32), batch_size=16,
+              verbose=0, callbacks=[UpdatePruningStep()])
+    assert {int(w.pruning_step.numpy()) for w in wrappers} == {6}  # resumed from tfmot's step
+    stripped = strip_pruning(model)
+    assert [type(l).__name__ for l in stripped.layers][:2] == ["Conv2D", "BatchNormalization"]
+    np.testing.assert_allclose(
+        stripped.predict(expected["x"], verbose=0), model.predict(expected["x"], verbose=0), atol=1e-6
+    )

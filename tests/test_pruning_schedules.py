@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from keras_compress.errors import PruningError
-from keras_compress.pruning import ConstantSparsity, PolynomialDecay, m_by_n_mask, magnitude_mask
-from keras_compress.pruning import schedules
+from keras_compress.pruning import (
+    ConstantSparsity,
+    PolynomialDecay,
+    m_by_n_mask,
+    magnitude_mask,
+    schedules,
+)
 from keras_compress.pruning.masks import block_mask
 
 
@@ -125,7 +130,9 @@ def test_block_mask_prunes_whole_blocks():
     assert mask.mean() == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("module", ["schedules", "masks", "prune", "report", "strip", "structured", "wrapper"])
+@pytest.mark.parametrize(
+    "module", ["schedules", "masks", "prune", "report", "strip", "structured", "wrapper", "registry", "modelcopy"]
+)
 def test_docstring_examples_run(module):
     import doctest
     import importlib
@@ -133,3 +140,34 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(f"keras_compress.pruning.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_get_config_has_tfmots_layout_and_keras_deserializes_it():
+    s = PolynomialDecay(0.2, 0.6, 10, 20, power=5, frequency=10)
+    assert s.get_config() == {
+        "class_name": "PolynomialDecay",
+        "config": {"initial_sparsity": 0.2, "final_sparsity": 0.6, "power": 5,
+                   "begin_step": 10, "end_step": 20, "frequency": 10},
+    }
+    restored = keras.saving.deserialize_keras_object(
+        s.get_config(), custom_objects={"PolynomialDecay": PolynomialDecay}
+    )
+    assert isinstance(restored, PolynomialDecay) and restored == s
+    # flat arguments (configs saved before the tfmot layout) still load
+    assert PolynomialDecay.from_config(s.get_config()["config"]) == s
+
+
+def test_custom_schedule_written_for_tfmot_works():
+    class Step(schedules.PruningSchedule):
+        def __init__(self, sparsity, begin_step=0, end_step=-1, frequency=1):
+            self.target, self.begin_step, self.end_step, self.frequency = sparsity, begin_step, end_step, frequency
+
+        def sparsity(self, step):
+            return self.target if step >= 4 else 0.0
+
+        def get_config(self):
+            return {"class_name": "Step", "config": {"sparsity": self.target}}
+
+    s = Step(0.5)
+    assert s(4) == (True, 0.5) and s(2) == (True, 0.0)
+    assert Step.from_config(s.get_config()) == s and "Step(sparsity=0.5)" == repr(s)

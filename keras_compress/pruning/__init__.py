@@ -16,39 +16,58 @@ the Edge TPU nor XNNPACK's int8 kernels faster: for latency remove whole
 filters with :func:`prune_filters`, which returns a physically smaller model.
 
 Modules: ``schedules`` (ConstantSparsity, PolynomialDecay), ``masks`` (mask
-math), ``wrapper`` (PruneLowMagnitude), ``callbacks``, ``prune``, ``strip``,
-``report``, ``structured`` (prune_filters), ``recipes`` (prune and fine-tune
-in one call).
+math), ``registry`` (which weights of which layer; PrunableLayer), ``wrapper``
+(PruneLowMagnitude), ``callbacks``, ``prune`` (prune_low_magnitude,
+prune_scope), ``modelcopy``, ``strip``, ``report``, ``structured``
+(prune_filters), ``recipes`` (prune and fine-tune in one call).
 """
 
 from keras_compress.pruning.callbacks import PruningSummaries, UpdatePruningStep
 from keras_compress.pruning.masks import m_by_n_mask, magnitude_mask
-from keras_compress.pruning.prune import prune_low_magnitude
+from keras_compress.pruning.prune import prune_low_magnitude, prune_scope
 from keras_compress.pruning.recipes import filter_prune_and_finetune, prune_and_finetune
-from keras_compress.pruning.report import layer_sparsities, overall_sparsity, sparsity_report
-from keras_compress.pruning.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
+from keras_compress.pruning.registry import PrunableLayer, get_prunable_weights
+from keras_compress.pruning.report import (
+    layer_sparsities,
+    overall_sparsity,
+    sparsity_report,
+)
+from keras_compress.pruning.schedules import (
+    ConstantSparsity,
+    PolynomialDecay,
+    PruningSchedule,
+)
 from keras_compress.pruning.strip import strip_pruning
 from keras_compress.pruning.structured import filter_importance, prune_filters
-from keras_compress.pruning.wrapper import PruneLowMagnitude, collect_wrappers, is_prunable
+from keras_compress.pruning.wrapper import (
+    PruneLowMagnitude,
+    collect_prunable_layers,
+    collect_wrappers,
+    is_prunable,
+)
 
 __all__ = [
-    "prune_low_magnitude",
-    "strip_pruning",
     "ConstantSparsity",
     "PolynomialDecay",
-    "PruningSchedule",
-    "UpdatePruningStep",
-    "PruningSummaries",
-    "sparsity_report",
-    "prune_filters",
-    "filter_importance",
-    "layer_sparsities",
-    "overall_sparsity",
+    "PrunableLayer",
     "PruneLowMagnitude",
+    "PruningSchedule",
+    "PruningSummaries",
+    "UpdatePruningStep",
+    "collect_prunable_layers",
     "collect_wrappers",
-    "is_prunable",
-    "magnitude_mask",
-    "m_by_n_mask",
-    "prune_and_finetune",
+    "filter_importance",
     "filter_prune_and_finetune",
+    "get_prunable_weights",
+    "is_prunable",
+    "layer_sparsities",
+    "m_by_n_mask",
+    "magnitude_mask",
+    "overall_sparsity",
+    "prune_and_finetune",
+    "prune_filters",
+    "prune_low_magnitude",
+    "prune_scope",
+    "sparsity_report",
+    "strip_pruning",
 ]

@@ -23,12 +23,12 @@ from keras import ops
 
 from keras_compress.errors import PruningError
 
-__all__ = ["magnitude_mask", "block_mask", "m_by_n_mask", "kept_count"]
+__all__ = ["block_mask", "kept_count", "m_by_n_mask", "magnitude_mask"]
 
 
 def kept_count(size: int, sparsity: float) -> int:
     """Number of weights a mask of ``sparsity`` keeps out of ``size`` (at least 1)."""
-    return max(int(round(size * (1.0 - float(sparsity)))), 1)
+    return max(round(size * (1.0 - float(sparsity))), 1)
 
 
 def magnitude_mask(weights, sparsity: float):

@@ -26,7 +26,7 @@ from keras import ops
 
 from keras_compress.errors import PruningError
 
-__all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay", "get"]
+__all__ = ["ConstantSparsity", "PolynomialDecay", "PruningSchedule", "get"]
 
 _PACKAGE = "keras_compress.pruning"
 
@@ -52,8 +52,10 @@ def _check_sparsity(name: str, value) -> None:
 class PruningSchedule:
     """Base class: says at each step whether to prune and to which sparsity.
 
-    Subclasses implement ``__call__(step) -> (should_prune, sparsity)`` and
-    ``get_config()``; ``from_config`` rebuilds them from that dict.
+    Subclasses implement ``sparsity(step)`` (or ``__call__(step) ->
+    (should_prune, sparsity)``) and ``get_config()`` (tfmot's
+    ``{"class_name", "config"}`` layout, or the built-in schedules' way:
+    ``_arguments()`` returning the constructor's arguments).
     """
 
     begin_step: int
@@ -95,24 +97,36 @@ class PruningSchedule:
         """Returns ``(should_prune, sparsity)`` for the training ``step``."""
         return self.should_prune(step), self.sparsity(step)
 
-    def get_config(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _arguments(self) -> dict:
+        """The constructor's arguments (``cls(**self._arguments())`` rebuilds the schedule)."""
+        if type(self).get_config is PruningSchedule.get_config:
+            raise NotImplementedError(f"{type(self).__name__} must implement get_config()")
+        config = self.get_config()
+        return dict(config["config"] if "class_name" in config and "config" in config else config)
+
+    def get_config(self) -> dict:
+        """``{"class_name": ..., "config": {arguments}}``, tfmot's layout.
+
+        ``keras.saving.deserialize_keras_object(schedule.get_config(),
+        custom_objects={...})`` returns the schedule, as in tfmot.
+        """
+        return {"class_name": type(self).__name__, "config": self._arguments()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "PruningSchedule":
-        # tfmot nests the arguments under "config"; accept both layouts.
+    def from_config(cls, config: dict) -> PruningSchedule:
+        # Accepts tfmot's nested layout and the flat arguments of older saves.
         if "class_name" in config and "config" in config:
             config = config["config"]
         return cls(**config)
 
     def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
+        return type(self) is type(other) and self._arguments() == other._arguments()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+        return hash((type(self).__name__, tuple(sorted(self._arguments().items()))))
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self._arguments().items())
         return f"{type(self).__name__}({args})"
 
 
@@ -146,7 +160,7 @@ class ConstantSparsity(PruningSchedule):
             return self.target_sparsity
         return ops.convert_to_tensor(self.target_sparsity, dtype="float32")
 
-    def get_config(self) -> dict:
+    def _arguments(self) -> dict:
         return {
             "target_sparsity": self.target_sparsity,
             "begin_step": self.begin_step,
@@ -204,7 +218,7 @@ class PolynomialDecay(PruningSchedule):
             1.0 - p, float(self.power)
         )
 
-    def get_config(self) -> dict:
+    def _arguments(self) -> dict:
         return {
             "initial_sparsity": self.initial_sparsity,
             "final_sparsity": self.final_sparsity,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
 from keras_compress.errors import PruningError
+from keras_compress.pruning import modelcopy
 from keras_compress.pruning.wrapper import PruneLowMagnitude, collect_wrappers
 
 __all__ = ["strip_pruning"]
@@ -15,9 +18,11 @@ def strip_pruning(model):
 
     Each :class:`PruneLowMagnitude` is replaced by (a copy of) the layer it
     wraps, whose pruned weights are exact zeros (``weight * mask``). The
-    returned model has its own weights; it needs no custom object to load
-    and converts to TFLite like the original model. Call it after training,
-    before export or conversion.
+    returned model has its own weights (unless a custom layer cannot be
+    rebuilt from its config: it then shares the pruned model's layers, as in
+    tfmot, with a warning); it needs no custom object to load and converts to
+    TFLite like the original model. A model that was never built is stripped
+    too. Call it after training, before export or conversion.
 
     Args:
         model: A model from :func:`prune_low_magnitude` (or a single wrapper
@@ -47,9 +52,16 @@ def strip_pruning(model):
     def unwrap(layer):
         return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
 
-    shared = keras.models.clone_model(model, clone_function=unwrap, recursive=True)
+    shared = modelcopy.clone(model, unwrap, compiled=True)
+    blocker = modelcopy.first_unrebuildable(shared)
+    if blocker is not None:
+        warnings.warn(
+            f"strip_pruning: layer '{blocker[0].name}' ({type(blocker[0]).__name__}) cannot be "
+            "rebuilt from its config, so the stripped model shares its layers (and weights) "
+            "with the pruned model, as in tfmot",
+            stacklevel=2,
+        )
+        return shared
     # `shared` reuses the wrapped layers' objects; copy it so that training the
     # stripped model cannot change the pruned one (and the other way round).
-    stripped = keras.models.clone_model(shared, recursive=True)
-    stripped.set_weights(shared.get_weights())
-    return stripped
+    return modelcopy.copy_model(shared, compiled=True)
