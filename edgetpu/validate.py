@@ -1,0 +1,210 @@
+"""Is a .tflite model sound enough to hand to the TF Lite interpreter?
+
+The interpreter trusts the file: a model whose second op is a copy of the
+first (so a tensor is produced twice and another never) crashes ``invoke()``;
+a stride of 0 divides by zero; a tensor read before any op writes it gives
+"Input tensor N lacks data"; a name that is not UTF-8 breaks
+``get_tensor_details()``. :func:`validate` checks, before the interpreter sees
+the model, what it needs not to crash or fail half-way:
+
+* every op's inputs exist and are produced before use (by an earlier op, or
+  they are model inputs, constants or variables); no tensor is produced twice;
+  no op writes a constant; every model output is produced;
+* model inputs are not constants, and inputs and outputs have a numeric type
+  the interpreter's Python API knows;
+* every tensor has a known type, non-negative dimensions, at most 2**31 - 1
+  elements and bytes (the kernels index with ``int``), and a constant's buffer
+  holds exactly ``elements x item size`` bytes (what the interpreter itself
+  enforces when it loads a model, except for sparse tensors);
+* quantization scales are finite and positive, one zero point per scale, a
+  per-channel axis inside the shape and as long as the scales;
+* convolution and pooling ops carry their options, with strides, dilations
+  and filter sizes of at least 1; a convolution or fully connected op on 8-bit
+  data has an int32 bias (an int8 bias is a corrupt or hand-edited model);
+* control-flow ops refer to existing subgraphs.
+
+Names are checked while reading (:mod:`edgetpu.flatbuffer`: FlatBuffer strings
+are UTF-8).
+
+Example:
+    >>> from edgetpu.validate import validate
+    >>> validate("model_int8.tflite")                        # doctest: +SKIP
+    Model(source='model_int8.tflite', ...)
+
+Raises :class:`edgetpu.errors.MalformedModelError` (an ``InvalidModelError``)
+naming the file, the op or tensor, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import math
+
+from edgetpu.errors import MalformedModelError
+from edgetpu.model import DTYPE_SIZES, Model, Operator, Subgraph, Tensor, read_model
+
+__all__ = ["MAX_TENSOR_BYTES", "validate"]
+
+#: Largest tensor, in elements and in bytes, the interpreter's kernels handle (they index with int32).
+MAX_TENSOR_BYTES = 2**31 - 1
+
+#: Tensor types the interpreter's Python API can hand over as numpy arrays (for model inputs/outputs).
+_IO_TYPES = frozenset(
+    ["float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool", "complex64", "complex128"]
+)
+#: Types whose elements have no fixed size, and the packed sub-byte types (never sized per element here).
+_UNSIZED = frozenset(["string", "resource", "variant", "int4", "uint4", "int2"])
+
+#: Op -> (options table, fields that must be >= 1). Missing options read as the schema defaults (0).
+_POSITIVE_OPTIONS = {
+    "CONV_2D": ("Conv2DOptions", ("strideW", "strideH", "dilationWFactor", "dilationHFactor")),
+    "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", ("strideW", "strideH", "dilationWFactor", "dilationHFactor")),
+    "TRANSPOSE_CONV": ("TransposeConvOptions", ("strideW", "strideH")),
+    "AVERAGE_POOL_2D": ("Pool2DOptions", ("strideW", "strideH", "filterWidth", "filterHeight")),
+    "MAX_POOL_2D": ("Pool2DOptions", ("strideW", "strideH", "filterWidth", "filterHeight")),
+    "L2_POOL_2D": ("Pool2DOptions", ("strideW", "strideH", "filterWidth", "filterHeight")),
+    "SPACE_TO_DEPTH": ("SpaceToDepthOptions", ("blockSize",)),
+    "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("blockSize",)),
+}
+
+#: Op -> position of its bias input (conv / fully connected).
+_BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
+
+
+class _Checker:
+    """Raises the first problem found, naming the model."""
+
+    def __init__(self, m: Model):
+        self.m = m
+
+    def fail(self, where: str, expected: str, found: str) -> None:
+        raise MalformedModelError(self.m.source, where, expected, found)
+
+
+def _tensor_where(sg: Subgraph, t: Tensor) -> str:
+    where = f"tensor {t.index} '{t.name}'"
+    return where if sg.index == 0 else f"subgraph {sg.index} {where}"
+
+
+def _op_where(sg: Subgraph, op: Operator) -> str:
+    where = f"op #{op.index} ({op.op})"
+    return where if sg.index == 0 else f"subgraph {sg.index} {where}"
+
+
+def _check_size(c: _Checker, sg: Subgraph, t: Tensor) -> None:
+    where = _tensor_where(sg, t)
+    if t.dtype.startswith("type_"):
+        c.fail(where, "a known TFLite tensor type", f"type code {t.dtype[5:]}")
+    if any(d < 0 for d in t.shape):
+        c.fail(where, "non-negative dimensions (-1 belongs in shape_signature)", f"shape {list(t.shape)}")
+    n, size = t.num_elements, DTYPE_SIZES.get(t.dtype, 1)
+    if n > MAX_TENSOR_BYTES or n * size > MAX_TENSOR_BYTES:
+        c.fail(where, f"at most {MAX_TENSOR_BYTES} elements and bytes (the kernels index with int32)",
+               f"shape {list(t.shape)} of {t.dtype}: {n * size / 1e9:.1f} GB")
+    if t.is_constant and not t.sparse and t.dtype not in _UNSIZED and t.nbytes != t.buffer_bytes:
+        c.fail(where, f"a buffer of {t.nbytes} bytes ({t.num_elements} x {t.dtype}, shape {list(t.shape)})",
+               f"{t.buffer_bytes} bytes in buffer {t.buffer}")
+
+
+def _check_quantization(c: _Checker, sg: Subgraph, t: Tensor) -> None:
+    if not t.scale:
+        return
+    where = _tensor_where(sg, t)
+    bad = [s for s in t.scale if not (math.isfinite(s) and s > 0)]
+    if bad:
+        c.fail(where, "finite, positive quantization scales", f"scale {bad[0]!r}")
+    if t.zero_point and len(t.zero_point) != len(t.scale):
+        c.fail(where, f"one zero point per scale ({len(t.scale)})", f"{len(t.zero_point)} zero points")
+    if len(t.scale) > 1:
+        axis = t.quantized_dimension
+        if not 0 <= axis < len(t.shape) or t.shape[axis] != len(t.scale):
+            c.fail(where, f"a per-channel quantization axis of size {len(t.scale)} (one scale per channel)",
+                   f"axis {axis} of shape {list(t.shape)}")
+
+
+def _check_options(c: _Checker, sg: Subgraph, op: Operator, n_subgraphs: int) -> None:
+    spec = _POSITIVE_OPTIONS.get(op.op)
+    if spec is not None:
+        table, keys = spec
+        if op.options_type not in (None, table):
+            c.fail(_op_where(sg, op), f"{table}", f"{op.options_type}")
+        for key in keys:
+            value = op.options.get(key, 0)
+            if value < 1:
+                c.fail(_op_where(sg, op), f"{key} >= 1", f"{key} {value}")
+    for key, value in op.options.items():
+        if key.endswith("SubgraphIndex") and not 0 <= value < n_subgraphs:
+            c.fail(_op_where(sg, op), f"{key} in 0..{n_subgraphs - 1}", f"{value}")
+        if key.endswith("SubgraphIndices") and value and not all(0 <= v < n_subgraphs for v in value):
+            c.fail(_op_where(sg, op), f"{key} in 0..{n_subgraphs - 1}", f"{value}")
+
+
+def _check_bias(c: _Checker, sg: Subgraph, op: Operator) -> None:
+    pos = _BIAS_INPUT.get(op.op)
+    if pos is None or len(op.inputs) <= pos or op.inputs[pos] < 0 or op.inputs[0] < 0:
+        return
+    data, bias = sg.tensors[op.inputs[0]], sg.tensors[op.inputs[pos]]
+    if op.op == "TRANSPOSE_CONV":
+        data = sg.tensors[op.inputs[2]] if op.inputs[2] >= 0 else data
+    if data.dtype in ("int8", "uint8") and bias.dtype != "int32":
+        c.fail(f"{_op_where(sg, op)} bias {_tensor_where(sg, bias)}",
+               f"an int32 bias for {data.dtype} data", f"{bias.dtype}")
+
+
+def _check_io(c: _Checker, sg: Subgraph) -> None:
+    for kind, idx in (("input", sg.inputs), ("output", sg.outputs)):
+        for i in idx:
+            t = sg.tensors[i]
+            if t.dtype not in _IO_TYPES:
+                c.fail(f"model {kind} {_tensor_where(sg, t)}", "a numeric type", t.dtype)
+            if kind == "input" and t.is_constant:
+                c.fail(f"model input {_tensor_where(sg, t)}", "a tensor without data (the caller fills it)",
+                       f"a constant with {t.buffer_bytes} bytes of data")
+
+
+def _check_data_flow(c: _Checker, sg: Subgraph) -> None:
+    ready: set[int] = {t.index for t in sg.tensors if t.is_constant or t.is_variable} | set(sg.inputs)
+    for op in sg.operators:
+        where = _op_where(sg, op)
+        for i in op.inputs:
+            if i >= 0 and i not in ready and sg.tensors[i].num_elements:  # an empty tensor needs no data
+                t = sg.tensors[i]
+                c.fail(f"{where} input {_tensor_where(sg, t)}",
+                       "a tensor produced by an earlier op, a model input or a constant", "nothing produces it first")
+        for i in op.outputs:
+            t: Tensor | None = sg.tensors[i] if i >= 0 else None
+            if t is None:
+                c.fail(where, "output tensor indices >= 0", f"output {i}")
+            if i in ready:
+                what = "a constant" if t.is_constant else "a model input" if i in sg.inputs else "already produced"
+                c.fail(f"{where} output {_tensor_where(sg, t)}", "a tensor no other op produces", what)
+            ready.add(i)
+    for i in sg.outputs:
+        if i not in ready:
+            c.fail(f"model output {_tensor_where(sg, sg.tensors[i])}", "a tensor some op produces",
+                   "nothing produces it")
+
+
+def validate(model, name: str | None = None) -> Model:
+    """Check that ``model`` is sound enough for the TF Lite interpreter; return it parsed.
+
+    Args:
+        model: a path, bytes or :class:`edgetpu.model.Model`.
+        name: what messages call the model when ``model`` is bytes.
+
+    Raises:
+        InvalidModelError: not a readable .tflite model (missing, truncated, not UTF-8, ...).
+        MalformedModelError: readable, but the interpreter would crash or fail on it;
+            the message names the op or tensor, what was expected and what was found.
+    """
+    m = read_model(model, name)
+    c = _Checker(m)
+    for sg in m.subgraphs:
+        for t in sg.tensors:
+            _check_size(c, sg, t)
+            _check_quantization(c, sg, t)
+        _check_io(c, sg)
+        for op in sg.operators:
+            _check_options(c, sg, op, len(m.subgraphs))
+            _check_bias(c, sg, op)
+        _check_data_flow(c, sg)
+    return m
