@@ -28,7 +28,7 @@ def test_the_shipped_module_is_exactly_what_the_generator_writes():
 def test_known_facts():
     assert schema.BUILTIN_OPERATORS[3] == "CONV_2D" and schema.BUILTIN_OPERATORS[44] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
     assert schema.TENSOR_TYPES[9] == "INT8" and schema.TENSOR_TYPES[7] == "INT16"
-    conv = dict((f, (k, s, d)) for f, k, s, d in schema.BUILTIN_OPTIONS[1][1])
+    conv = {f: (k, s, d) for f, k, s, d in schema.BUILTIN_OPTIONS[1][1]}
     assert schema.BUILTIN_OPTIONS[1][0] == "Conv2DOptions"
     assert conv["strideW"] == ("i", 6, 0) and conv["dilationHFactor"] == ("i", 14, 1)
     assert schema.SLOTS["Operator"]["Intermediates"] == 20 and schema.SLOTS["Tensor"]["ShapeSignature"] == 18

@@ -42,7 +42,7 @@ def _enum(cls) -> dict[int, str]:
 
 
 @functools.cache
-def _class_sources(path: str) -> Dict[str, str]:
+def _class_sources(path: str) -> dict[str, str]:
     """Source of every top-level class of a module file (read once: inspect.getsource re-parses per call)."""
     with open(path, encoding="utf-8") as f:
         src = f.read()
