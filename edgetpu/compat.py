@@ -187,7 +187,8 @@ def _float_warning(core: Sequence[OpRecord], n_mapped: int) -> str | None:
                 "keras_compress.convert.to_tflite(model, target=\"edgetpu\")")
     if float_ops:
         return (f"{len(float_ops)} op(s) use float tensors (first: op #{float_ops[0].index} {float_ops[0].op}); "
-                "they run on the CPU. Convert the whole model to int8 (TFLITE_BUILTINS_INT8 only)")
+                "they run on the CPU. Unless they are pre- or post-processing, convert the whole model to int8 "
+                "(TFLITE_BUILTINS_INT8 only)")
     return None
 
 
