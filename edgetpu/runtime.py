@@ -17,8 +17,9 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from edgetpu._interpreter import backend
-from edgetpu.errors import InputError, InvalidModelError
+from edgetpu.errors import InputError, InvalidModelError, InvokeError
 from edgetpu.model import load_bytes
+from edgetpu.validate import validate
 
 __all__ = ["make_interpreter", "run", "classify", "Class", "load_model_bytes", "quantize", "dequantize"]
 
@@ -84,6 +85,7 @@ def make_interpreter(
         data, delegates, note = _delegate.plan(data, path, device=device)
     if note:
         log.info(note)
+    validate(data, where)  # refuse a graph the interpreter would crash or fail half-way on (edgetpu.validate)
     be = backend()
     kwargs: dict[str, Any] = {"model_content": data, "experimental_delegates": delegates or None}
     if num_threads is not None:
@@ -184,7 +186,10 @@ def run(interpreter, x: Any, *, dequantize_outputs: bool = True):
     for i in range(n):
         for idx, a in zip(in_idx, xs):
             set_tensor(idx, a[i : i + 1])
-        invoke()
+        try:
+            invoke()
+        except RuntimeError as e:  # a kernel's run-time check (index out of range, ...): one error family
+            raise InvokeError(getattr(interpreter, "edgetpu_model_path", None) or "model", str(e).strip()) from None
         for o, idx in zip(outs, out_idx):
             o[i] = get_tensor(idx)[0]
     if dequantize_outputs:

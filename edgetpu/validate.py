@@ -8,16 +8,19 @@ a stride of 0 divides by zero; a tensor read before any op writes it gives
 the model, what it needs not to crash or fail half-way:
 
 * every op's inputs exist and are produced before use (by an earlier op, or
-  they are model inputs, constants or variables); no tensor is produced twice;
-  no op writes a constant; every model output is produced;
+  they are model inputs, constants or variables); only the optional ones (a
+  bias, an LSTM's peephole weights, ...) may be omitted; no tensor is produced
+  twice; no op writes a constant; every model output is produced;
 * model inputs are not constants, and inputs and outputs have a numeric type
   the interpreter's Python API knows;
 * every tensor has a known type, non-negative dimensions, at most 2**31 - 1
   elements and bytes (the kernels index with ``int``), and a constant's buffer
   holds exactly ``elements x item size`` bytes (what the interpreter itself
   enforces when it loads a model, except for sparse tensors);
-* quantization scales are finite and positive, one zero point per scale, a
-  per-channel axis inside the shape and as long as the scales;
+* quantization scales are finite and positive, one zero point per scale and
+  inside its type's range, a per-channel axis inside the shape and as long as
+  the scales; an ADD / SUB output scale large enough for the kernel's
+  fixed-point rescaling (below it the kernel aborts the process);
 * convolution and pooling ops carry their options, with strides, dilations
   and filter sizes of at least 1; a convolution or fully connected op on 8-bit
   data has an int32 bias (an int8 bias is a corrupt or hand-edited model);
@@ -54,6 +57,13 @@ _IO_TYPES = frozenset(
 #: Types whose elements have no fixed size, and the packed sub-byte types (never sized per element here).
 _UNSIZED = frozenset(["string", "resource", "variant", "int4", "uint4", "int2"])
 
+#: Left shift of quantized ADD / SUB before rescaling, per output type (TF Lite's add.cc / sub.cc).
+_ADD_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
+
+#: Zero points a quantized kernel can index with (others read outside its tables: segfault).
+_ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535),
+                     "int4": (-8, 7)}
+
 #: Op -> (options table, fields that must be >= 1). Missing options read as the schema defaults (0).
 _POSITIVE_OPTIONS = {
     "CONV_2D": ("Conv2DOptions", ("strideW", "strideH", "dilationWFactor", "dilationHFactor")),
@@ -65,6 +75,16 @@ _POSITIVE_OPTIONS = {
     "SPACE_TO_DEPTH": ("SpaceToDepthOptions", ("blockSize",)),
     "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("blockSize",)),
 }
+
+_LSTM_OPTIONAL = frozenset({1, 5, 9, 10, 11, 12, 16, 17, 20, 21, 22, 23})  # CIFG, peephole, projection, layer norm
+#: Op -> input positions that may be omitted (-1); kernels dereference every other input (a CONV_2D
+#: without its filter segfaults). Bidirectional sequence ops and custom ops may omit any but the first.
+_OPTIONAL_INPUTS = {
+    "CONV_2D": frozenset({2}), "DEPTHWISE_CONV_2D": frozenset({2}), "FULLY_CONNECTED": frozenset({2}),
+    "CONV_3D": frozenset({2}), "TRANSPOSE_CONV": frozenset({3}), "CONV_3D_TRANSPOSE": frozenset({3}),
+    "SVDF": frozenset({3}), "LSTM": _LSTM_OPTIONAL, "UNIDIRECTIONAL_SEQUENCE_LSTM": _LSTM_OPTIONAL,
+}
+_ANY_OPTIONAL = ("BIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_RNN")
 
 #: Op -> position of its bias input (conv / fully connected).
 _BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
@@ -114,6 +134,10 @@ def _check_quantization(c: _Checker, sg: Subgraph, t: Tensor) -> None:
         c.fail(where, "finite, positive quantization scales", f"scale {bad[0]!r}")
     if t.zero_point and len(t.zero_point) != len(t.scale):
         c.fail(where, f"one zero point per scale ({len(t.scale)})", f"{len(t.zero_point)} zero points")
+    low, high = _ZERO_POINT_RANGE.get(t.dtype, (-(2**31), 2**31 - 1))
+    bad = [z for z in t.zero_point if not low <= z <= high]
+    if bad:
+        c.fail(where, f"zero points of a {t.dtype} tensor in {low}..{high}", f"zero point {bad[0]}")
     if len(t.scale) > 1:
         axis = t.quantized_dimension
         if not 0 <= axis < len(t.shape) or t.shape[axis] != len(t.scale):
@@ -138,6 +162,20 @@ def _check_options(c: _Checker, sg: Subgraph, op: Operator, n_subgraphs: int) ->
             c.fail(_op_where(sg, op), f"{key} in 0..{n_subgraphs - 1}", f"{value}")
 
 
+def _check_add_rescaling(c: _Checker, sg: Subgraph, op: Operator) -> None:
+    """ADD / SUB rescale to 2 * max(input scale) / 2**shift / output scale, which must be < 1, or the kernel aborts."""
+    if op.op not in ("ADD", "SUB") or len(op.inputs) != 2 or len(op.outputs) != 1 or min(op.inputs + op.outputs) < 0:
+        return
+    (a, b), out = (sg.tensors[i] for i in op.inputs), sg.tensors[op.outputs[0]]
+    if not all(t.dtype in _ADD_SHIFT and len(t.scale) == 1 for t in (a, b, out)):
+        return
+    bound = 2 * max(a.scale[0], b.scale[0]) / 2 ** _ADD_SHIFT[out.dtype]
+    if not out.scale[0] > bound:
+        c.fail(f"{_op_where(sg, op)} output {_tensor_where(sg, out)}",
+               f"a scale above {bound:g} (2 x the larger input scale / 2**{_ADD_SHIFT[out.dtype]}: the kernel's "
+               "fixed-point rescaling aborts the process below it)", f"scale {out.scale[0]:g}")
+
+
 def _check_bias(c: _Checker, sg: Subgraph, op: Operator) -> None:
     pos = _BIAS_INPUT.get(op.op)
     if pos is None or len(op.inputs) <= pos or op.inputs[pos] < 0 or op.inputs[0] < 0:
@@ -148,6 +186,16 @@ def _check_bias(c: _Checker, sg: Subgraph, op: Operator) -> None:
     if data.dtype in ("int8", "uint8") and bias.dtype != "int32":
         c.fail(f"{_op_where(sg, op)} bias {_tensor_where(sg, bias)}",
                f"an int32 bias for {data.dtype} data", f"{bias.dtype}")
+
+
+def _check_omitted_inputs(c: _Checker, sg: Subgraph, op: Operator) -> None:
+    if op.is_custom or op.op in _ANY_OPTIONAL:
+        allowed = range(1, len(op.inputs))
+    else:
+        allowed = _OPTIONAL_INPUTS.get(op.op, ())
+    for pos, i in enumerate(op.inputs):
+        if i < 0 and pos not in allowed:
+            c.fail(_op_where(sg, op), f"input {pos} present ({op.op} cannot omit it)", f"input index {i}")
 
 
 def _check_io(c: _Checker, sg: Subgraph) -> None:
@@ -205,6 +253,8 @@ def validate(model, name: str | None = None) -> Model:
         _check_io(c, sg)
         for op in sg.operators:
             _check_options(c, sg, op, len(m.subgraphs))
+            _check_omitted_inputs(c, sg, op)
+            _check_add_rescaling(c, sg, op)
             _check_bias(c, sg, op)
         _check_data_flow(c, sg)
     return m

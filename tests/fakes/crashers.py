@@ -1,0 +1,108 @@
+"""The malformed models of issue 11 that `check` called mappable while the interpreter crashed or failed on them.
+
+Each builder returns .tflite bytes that read fine as a flatbuffer but are not a
+sound graph. Handed to the TF Lite interpreter unchecked they segfault
+(``duplicated_operator``, ``stride_zero``), fail at ``invoke()`` or
+``get_tensor()`` with raw ``RuntimeError`` / ``ValueError`` /
+``UnicodeDecodeError``, or ask for gigabytes; :func:`edgetpu.validate.validate`
+must refuse every one, naming what is wrong (``EXPECTED`` holds a phrase of
+each message).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fakes.tflite_builder import Graph, conv_chain
+
+
+def _int8_chain() -> Graph:
+    return conv_chain(2, size=8, channels=4)
+
+
+def duplicated_operator() -> bytes:
+    """The second operator is a copy of the first: a tensor is produced twice, the output never."""
+    g = _int8_chain()
+    g.ops[1] = g.ops[0]
+    return g.build()
+
+
+def invalid_utf8_name() -> bytes:
+    g = _int8_chain()
+    g.tensors[1].name = "@@@@@@@@"
+    data = g.build()
+    assert data.count(b"@@@@@@@@") == 1
+    return data.replace(b"@@@@@@@@", b"w\xff\xfe\xfd\x80\x81\x82\x83")
+
+
+def input_lacks_data() -> bytes:
+    """An op reads a tensor that no op produces, that is no model input and that has no data."""
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 8, 8, 4], input=True)
+    ghost = g.tensor("ghost", "int8", [1, 8, 8, 4])
+    y = g.tensor("y", "int8", [1, 8, 8, 4], output=True)
+    g.op("ADD", [x, ghost], [y], version=2)
+    return g.build()
+
+
+def null_tensor_data() -> bytes:
+    """A model output that no op produces (the interpreter's get_tensor says "Tensor data is null")."""
+    g = _int8_chain()
+    g.outputs.append(g.tensor("never_written", "int8", [1, 4]))
+    return g.build()
+
+
+def stride_zero() -> bytes:
+    g = _int8_chain()
+    ci, ins, outs, (name, opts) = g.ops[0]
+    g.ops[0] = (ci, ins, outs, (name, {**opts, "strideW": 0}))
+    return g.build()
+
+
+def nan_scale() -> bytes:
+    g = _int8_chain()
+    g.tensors[g.inputs[0]].quantization.scale = np.array([np.nan], dtype=np.float32)
+    return g.build()
+
+
+def filter_larger_than_buffer() -> bytes:
+    """Weights of shape [4, 3, 3, 4] (144 bytes) over a 36-byte buffer."""
+    g = _int8_chain()
+    w = g.tensors[g.ops[0][1][1]]
+    g.buffers[w.buffer].data = g.buffers[w.buffer].data[:36]
+    return g.build()
+
+
+def int8_bias() -> bytes:
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 8, 8, 4], input=True)
+    w = g.tensor("w", "int8", [4, 3, 3, 4], data=np.ones((4, 3, 3, 4)))
+    b = g.tensor("b", "int8", [4], data=np.ones(4))
+    y = g.tensor("y", "int8", [1, 8, 8, 4], output=True)
+    g.op("CONV_2D", [x, w, b], [y], version=3)
+    return g.build()
+
+
+def huge_activation() -> bytes:
+    """A 4.3 GB int8 activation (a flipped shape bit does this), which `check` used to call "0.01 MiB, fits"."""
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 8, 8, 4], input=True)
+    big = g.tensor("big", "int8", [1, 65536, 65536, 1])
+    g.op("RESIZE_NEAREST_NEIGHBOR", [x, g.const("size", [65536, 65536])], [big], version=3)
+    y = g.tensor("y", "int8", [1, 65536, 65536, 1], output=True)
+    g.op("RELU", [big], [y])
+    return g.build()
+
+
+#: builder -> a phrase the refusal must contain.
+EXPECTED = {
+    duplicated_operator: "already produced",
+    invalid_utf8_name: "not valid UTF-8",
+    input_lacks_data: "nothing produces it first",
+    null_tensor_data: "model output tensor",
+    stride_zero: "strideW >= 1",
+    nan_scale: "finite, positive quantization scales",
+    filter_larger_than_buffer: "a buffer of 144 bytes",
+    int8_bias: "an int32 bias for int8 data",
+    huge_activation: "4.3 GB",
+}
