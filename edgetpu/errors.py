@@ -17,7 +17,6 @@ __all__ = [
     "NoEdgeTPUError",
     "VersionError",
     "MalformedModelError",
-    "InvokeError",
 ]
 
 
@@ -75,11 +74,3 @@ class MalformedModelError(InvalidModelError):
         self.found = found
         super().__init__(f"{source}: invalid model: {where}: expected {expected}, found {found}")
 
-
-class InvokeError(EdgeTPUError, RuntimeError):
-    """The interpreter failed while running a model (a kernel's check at invoke time, e.g. an index out of range)."""
-
-    def __init__(self, model: str, reason: str):
-        self.model = model
-        self.reason = reason
-        super().__init__(f"{model}: the interpreter failed while running the model: {reason}")

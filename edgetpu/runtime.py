@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from edgetpu._interpreter import backend
-from edgetpu.errors import InputError, InvalidModelError, InvokeError
+from edgetpu.errors import InputError, InvalidModelError
 from edgetpu.model import load_bytes
 from edgetpu.validate import validate
 
@@ -189,7 +189,9 @@ def run(interpreter, x: Any, *, dequantize_outputs: bool = True):
         try:
             invoke()
         except RuntimeError as e:  # a kernel's run-time check (index out of range, ...): one error family
-            raise InvokeError(getattr(interpreter, "edgetpu_model_path", None) or "model", str(e).strip()) from None
+            where = getattr(interpreter, "edgetpu_model_path", None) or "model"
+            raise InvalidModelError(f"{where}: the TFLite interpreter failed while running the model: "
+                                    f"{' / '.join(x.strip() for x in str(e).splitlines() if x.strip())}") from None
         for o, idx in zip(outs, out_idx):
             o[i] = get_tensor(idx)[0]
     if dequantize_outputs:

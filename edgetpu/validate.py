@@ -7,12 +7,17 @@ a stride of 0 divides by zero; a tensor read before any op writes it gives
 ``get_tensor_details()``. :func:`validate` checks, before the interpreter sees
 the model, what it needs not to crash or fail half-way:
 
+* every op has as many inputs and outputs as its kernel reads
+  (:mod:`edgetpu.op_arity`); an LSTM omits whole groups of optional inputs or
+  none; a RESHAPE to a constant shape keeps the element count;
 * every op's inputs exist and are produced before use (by an earlier op, or
   they are model inputs, constants or variables); only the optional ones (a
   bias, an LSTM's peephole weights, ...) may be omitted; no tensor is produced
-  twice; no op writes a constant; every model output is produced;
-* model inputs are not constants, and inputs and outputs have a numeric type
-  the interpreter's Python API knows;
+  twice (an op's intermediates count as produced by it); no op writes a
+  constant; every model output is produced;
+* model inputs are not constants; inputs and outputs have a numeric type the
+  interpreter's Python API knows, a batch axis (rank >= 1) and data (no
+  dimension 0), as ``edgetpu.run`` and every caller that feeds a batch expect;
 * every tensor has a known type, non-negative dimensions, at most 2**31 - 1
   elements and bytes (the kernels index with ``int``), and a constant's buffer
   holds exactly ``elements x item size`` bytes (what the interpreter itself
@@ -44,6 +49,7 @@ import math
 
 from edgetpu.errors import MalformedModelError
 from edgetpu.model import DTYPE_SIZES, Model, Operator, Subgraph, Tensor, read_model
+from edgetpu.op_arity import min_inputs, min_outputs
 
 __all__ = ["MAX_TENSOR_BYTES", "validate"]
 
@@ -77,14 +83,15 @@ _POSITIVE_OPTIONS = {
 }
 
 _LSTM_OPTIONAL = frozenset({1, 5, 9, 10, 11, 12, 16, 17, 20, 21, 22, 23})  # CIFG, peephole, projection, layer norm
+_BILSTM_OPTIONAL = frozenset({1, 5, 9, 10, 11, 12, 16, 17} | {18, 22, 26, 27, 28, 29, 33, 34} | set(range(39, 48)))
 #: Op -> input positions that may be omitted (-1); kernels dereference every other input (a CONV_2D
-#: without its filter segfaults). Bidirectional sequence ops and custom ops may omit any but the first.
+#: without its filter segfaults). Custom ops may omit any but the first.
 _OPTIONAL_INPUTS = {
     "CONV_2D": frozenset({2}), "DEPTHWISE_CONV_2D": frozenset({2}), "FULLY_CONNECTED": frozenset({2}),
     "CONV_3D": frozenset({2}), "TRANSPOSE_CONV": frozenset({3}), "CONV_3D_TRANSPOSE": frozenset({3}),
     "SVDF": frozenset({3}), "LSTM": _LSTM_OPTIONAL, "UNIDIRECTIONAL_SEQUENCE_LSTM": _LSTM_OPTIONAL,
+    "BIDIRECTIONAL_SEQUENCE_LSTM": _BILSTM_OPTIONAL, "BIDIRECTIONAL_SEQUENCE_RNN": frozenset({9, 10, 11}),
 }
-_ANY_OPTIONAL = ("BIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_RNN")
 
 #: Op -> position of its bias input (conv / fully connected).
 _BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
@@ -189,7 +196,7 @@ def _check_bias(c: _Checker, sg: Subgraph, op: Operator) -> None:
 
 
 def _check_omitted_inputs(c: _Checker, sg: Subgraph, op: Operator) -> None:
-    if op.is_custom or op.op in _ANY_OPTIONAL:
+    if op.is_custom:
         allowed = range(1, len(op.inputs))
     else:
         allowed = _OPTIONAL_INPUTS.get(op.op, ())
@@ -198,12 +205,64 @@ def _check_omitted_inputs(c: _Checker, sg: Subgraph, op: Operator) -> None:
             c.fail(_op_where(sg, op), f"input {pos} present ({op.op} cannot omit it)", f"input index {i}")
 
 
+def _check_arity(c: _Checker, sg: Subgraph, op: Operator) -> None:
+    if op.is_custom:
+        return
+    for kind, have, need in (("inputs", len(op.inputs), min_inputs(op.op)), ("outputs", len(op.outputs),
+                                                                                min_outputs(op.op))):
+        if have < need:
+            c.fail(_op_where(sg, op), f"at least {need} {kind} (its kernel reads them by position)", f"{have}")
+
+
+def _check_lstm_groups(c: _Checker, sg: Subgraph, op: Operator) -> None:
+    """An LSTM omits whole groups of inputs (input gate, peepholes, projection, layer norm) or none of one."""
+    if op.op not in ("LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM"):
+        return
+    has = [i >= 0 for i in op.inputs] + [False] * (24 - len(op.inputs))
+    cifg = not has[1]
+    rules = (
+        ("input gate (inputs 1, 5, 12)", [has[1], has[5], has[12]]),
+        ("peepholes (inputs 10, 11)" + ("" if cifg else " and 9"), [has[10], has[11]] + ([] if cifg else [has[9]])),
+        ("layer norm (inputs 21-23)" + ("" if cifg else " and 20"), has[21:24] + ([] if cifg else [has[20]])),
+    )
+    for group, present in rules:
+        if len(set(present)) > 1:
+            c.fail(_op_where(sg, op), f"its {group} all present or all omitted", f"presence {present}")
+    if has[17] and not has[16]:
+        c.fail(_op_where(sg, op), "a projection bias (input 17) only with projection weights (input 16)",
+               "a bias alone")
+
+
+def _check_reshape(c: _Checker, m: Model, sg: Subgraph, op: Operator) -> None:
+    """A constant new shape: at most one -1, other sizes >= 0, as many elements as the input."""
+    if op.op != "RESHAPE" or len(op.inputs) < 2 or op.inputs[1] < 0 or op.inputs[0] < 0:
+        return
+    shape_t = sg.tensors[op.inputs[1]]
+    values = m.tensor_data(shape_t) if shape_t.is_constant else None
+    if values is None:
+        return
+    dims = [int(v) for v in values.ravel()] if values.dtype.kind in "iu" else None
+    n_in = sg.tensors[op.inputs[0]].num_elements
+    known = 1
+    for d in dims or []:
+        known *= d if d >= 0 else 1
+    bad = (dims is None or len(dims) > 8 or sum(d < 0 for d in dims) > 1 or any(d < -1 for d in dims)
+           or (-1 not in dims and known != n_in) or (-1 in dims and (known == 0 or n_in % known)))
+    if bad:
+        c.fail(f"{_op_where(sg, op)} new shape {_tensor_where(sg, shape_t)}",
+               f"at most 8 sizes >= 0 (one may be -1) holding the input's {n_in} elements",
+               f"{dims if dims is not None else values.dtype}")
+
+
 def _check_io(c: _Checker, sg: Subgraph) -> None:
     for kind, idx in (("input", sg.inputs), ("output", sg.outputs)):
         for i in idx:
             t = sg.tensors[i]
             if t.dtype not in _IO_TYPES:
                 c.fail(f"model {kind} {_tensor_where(sg, t)}", "a numeric type", t.dtype)
+            if not t.shape or t.num_elements == 0:
+                c.fail(f"model {kind} {_tensor_where(sg, t)}", "a batch-first tensor holding data (rank >= 1, no "
+                       "dimension 0)", f"shape {list(t.shape)}")
             if kind == "input" and t.is_constant:
                 c.fail(f"model input {_tensor_where(sg, t)}", "a tensor without data (the caller fills it)",
                        f"a constant with {t.buffer_bytes} bytes of data")
@@ -218,14 +277,15 @@ def _check_data_flow(c: _Checker, sg: Subgraph) -> None:
                 t = sg.tensors[i]
                 c.fail(f"{where} input {_tensor_where(sg, t)}",
                        "a tensor produced by an earlier op, a model input or a constant", "nothing produces it first")
-        for i in op.outputs:
-            t: Tensor | None = sg.tensors[i] if i >= 0 else None
-            if t is None:
-                c.fail(where, "output tensor indices >= 0", f"output {i}")
-            if i in ready:
-                what = "a constant" if t.is_constant else "a model input" if i in sg.inputs else "already produced"
-                c.fail(f"{where} output {_tensor_where(sg, t)}", "a tensor no other op produces", what)
-            ready.add(i)
+        for kind, idx in (("output", op.outputs), ("intermediate", op.intermediates)):
+            for i in idx:
+                t: Tensor | None = sg.tensors[i] if i >= 0 else None
+                if t is None:
+                    c.fail(where, f"{kind} tensor indices >= 0", f"{kind} {i}")
+                if i in ready:
+                    what = "a constant" if t.is_constant else "a model input" if i in sg.inputs else "already produced"
+                    c.fail(f"{where} {kind} {_tensor_where(sg, t)}", "a tensor no other op produces", what)
+                ready.add(i)
     for i in sg.outputs:
         if i not in ready:
             c.fail(f"model output {_tensor_where(sg, sg.tensors[i])}", "a tensor some op produces",
@@ -253,7 +313,10 @@ def validate(model, name: str | None = None) -> Model:
         _check_io(c, sg)
         for op in sg.operators:
             _check_options(c, sg, op, len(m.subgraphs))
+            _check_arity(c, sg, op)
             _check_omitted_inputs(c, sg, op)
+            _check_lstm_groups(c, sg, op)
+            _check_reshape(c, m, sg, op)
             _check_add_rescaling(c, sg, op)
             _check_bias(c, sg, op)
         _check_data_flow(c, sg)

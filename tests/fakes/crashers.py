@@ -106,3 +106,77 @@ EXPECTED = {
     int8_bias: "an int32 bias for int8 data",
     huge_activation: "4.3 GB",
 }
+
+
+# ------------------------------------------------------------------ found by the fuzz test (tests/test_edgetpu_fuzz.py)
+
+
+def conv_without_filter() -> bytes:
+    """CONV_2D with its filter input omitted (-1): the kernel dereferences it (SIGSEGV)."""
+    g = _int8_chain()
+    ci, ins, outs, opts = g.ops[1]
+    g.ops[1] = (ci, [ins[0], -1, ins[2]], outs, opts)
+    return g.build()
+
+
+def strided_slice_with_one_input() -> bytes:
+    """An op code turned into STRIDED_SLICE, which reads 4 inputs by position (SIGSEGV)."""
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 8, 8, 4], input=True)
+    y = g.tensor("y", "int8", [1, 8, 8, 4], output=True)
+    g.op("STRIDED_SLICE", [x], [y])
+    return g.build()
+
+
+def zero_point_out_of_range() -> bytes:
+    """A uint8 input with zero point -1000 (a table lookup out of bounds: SIGSEGV)."""
+    g = Graph()
+    x = g.tensor("x", "uint8", [1, 8], zero_point=-1000, input=True)
+    y = g.tensor("y", "int8", [1, 8], output=True)
+    g.op("QUANTIZE", [x], [y])
+    return g.build()
+
+
+def add_output_scale_too_small() -> bytes:
+    """An ADD whose output scale is 1e-30: its rescaling multiplier is >= 1 and the kernel aborts (SIGABRT)."""
+    g = Graph()
+    a = g.tensor("a", "int8", [1, 8], input=True)
+    b = g.tensor("b", "int8", [1, 8], input=True)
+    y = g.tensor("y", "int8", [1, 8], scale=1e-30, output=True)
+    g.op("ADD", [a, b], [y], version=2)
+    return g.build()
+
+
+def lstm_without_input_gate_bias() -> bytes:
+    """An int8 LSTM with input-gate weights but its input-gate bias omitted (SIGSEGV)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    from fakes.tflite_builder import int8_lstm
+
+    m = s.ModelT.InitFromPackedBuf(int8_lstm(), 0)
+    lstm = m.subgraphs[0].operators[1]
+    lstm.inputs = np.array([(-1 if k == 12 else int(v)) for k, v in enumerate(lstm.inputs)], dtype=np.int32)
+    fb = flatbuffers.Builder(1024)
+    fb.Finish(m.Pack(fb), file_identifier=b"TFL3")
+    return bytes(fb.Output())
+
+
+def reshape_to_a_wrong_constant_shape() -> bytes:
+    """RESHAPE whose constant new shape is a bias vector of 20 random sizes (SIGSEGV)."""
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 560], input=True)
+    shape = g.const("shape", np.random.default_rng(0).integers(-500, 500, 20))
+    y = g.tensor("y", "int8", [1, 560], output=True)
+    g.op("RESHAPE", [x, shape], [y])
+    return g.build()
+
+
+EXPECTED.update({
+    conv_without_filter: "input 1 present",
+    strided_slice_with_one_input: "at least 4 inputs",
+    zero_point_out_of_range: "zero points of a uint8 tensor in 0..255",
+    add_output_scale_too_small: "kernel's fixed-point rescaling",
+    lstm_without_input_gate_bias: "input gate (inputs 1, 5, 12) all present or all omitted",
+    reshape_to_a_wrong_constant_shape: "holding the input's 560 elements",
+})

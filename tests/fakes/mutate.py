@@ -14,7 +14,7 @@ operator code or version changed; the model's inputs or outputs changed.
 from __future__ import annotations
 
 import struct
-from typing import Callable, Iterator, List, Tuple
+from collections.abc import Callable, Iterator
 
 import flatbuffers
 import numpy as np
@@ -144,10 +144,10 @@ def _io(m: s.ModelT, rng) -> None:
     setattr(sg, field, np.array(arr, dtype=np.int32))
 
 
-_GRAPH: List[Callable] = [_ops, _ops, _wiring, _tensor, _tensor, _option, _option, _code, _io]
+_GRAPH: list[Callable] = [_ops, _ops, _wiring, _tensor, _tensor, _option, _option, _code, _io]
 
 
-def _graph(data: bytes, rng: np.random.Generator) -> Tuple[str, bytes]:
+def _graph(data: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
     for _ in range(10):
         m = s.ModelT.InitFromPackedBuf(data, 0)
         f = _pick(rng, _GRAPH)
@@ -159,7 +159,7 @@ def _graph(data: bytes, rng: np.random.Generator) -> Tuple[str, bytes]:
     return "bitflip", _bitflip(data, rng)
 
 
-def mutants(data: bytes, other: bytes, *, seed: int, n: int) -> Iterator[Tuple[str, bytes]]:
+def mutants(data: bytes, other: bytes, *, seed: int, n: int) -> Iterator[tuple[str, bytes]]:
     """``n`` seeded ``(kind, mutated bytes)`` of ``data`` (``other`` is spliced in)."""
     rng = np.random.default_rng(seed)
     for _ in range(n):

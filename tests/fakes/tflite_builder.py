@@ -229,28 +229,8 @@ def _conv(g: Graph, x: int, size: int, cin: int, cout: int, name: str, *, stride
     return y, out
 
 
-def movenet_style(size: int = 64) -> tuple[bytes, dict[str, list[int]]]:
-    """uint8 image -> CAST -> QUANTIZE -> int8 body -> post-processing on int32/float -> outputs.
-
-    The pattern of a MoveNet compiled by edgetpu_compiler 16 (EDGETPU.md): CAST and QUANTIZE float->int8
-    stay on the CPU before the Edge TPU op; the int8 body (CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, SUB, 2x
-    RESIZE_BILINEAR, LOGISTIC, RESHAPE) is one Edge TPU segment with several outputs; ARG_MAX, FLOOR_DIV,
-    CAST, GATHER_ND, PACK, DIV, SQRT, DEQUANTIZE post-processing (and an int8 ADD that depends on it) run
-    on the CPU after it. Returns the model and ``{"prefix", "tpu", "cpu"}`` op indices as built.
-    """
-    g = Graph()
-    parts: dict[str, list[int]] = {"prefix": [], "tpu": [], "cpu": []}
-
-    def op(part, *a, **k):
-        parts[part].append(len(g.ops))
-        g.op(*a, **k)
-
-    x = g.tensor("image", "uint8", [1, size, size, 3], scale=1.0, input=True)
-    f = g.tensor("image_float", "float32", [1, size, size, 3])
-    op("prefix", "CAST", [x], [f])
-    q = g.tensor("image_int8", "int8", [1, size, size, 3], scale=1.0, zero_point=-128)
-    op("prefix", "QUANTIZE", [f], [q])
-    n0 = len(g.ops)
+def _movenet_body(g: Graph, q: int, size: int) -> tuple[dict[str, int], int, int]:
+    """The int8 body: backbone, a 2x upsampling FPN step, 4 heads; returns (heads, flat center, grid size)."""
     h, s1 = _conv(g, q, size, 3, 16, "stem", stride=2)
     h, _ = _conv(g, h, s1, 16, 16, "dw1", depthwise=True)
     h2, s2 = _conv(g, h, s1, 16, 32, "block2", stride=2)
@@ -273,40 +253,61 @@ def movenet_style(size: int = 64) -> tuple[bytes, dict[str, list[int]]]:
         heads[name] = y
     flat = g.tensor("center_flat", "int8", [1, s2 * s2], scale=1 / 256, zero_point=-128)
     g.op("RESHAPE", [heads["center"], g.const("center_flat/shape", [1, s2 * s2])], [flat])
-    parts["tpu"] = list(range(n0, len(g.ops)))
+    return heads, flat, s2
 
+
+def _movenet_post(g: Graph, heads: dict[str, int], flat: int, s2: int) -> None:
+    """Post-processing: the center's argmax -> row, column -> gather the heads there -> float keypoints."""
     idx = g.tensor("argmax", "int32", [1])
-    op("cpu", "ARG_MAX", [flat, g.const("argmax/axis", [1])], [idx], version=2)
+    g.op("ARG_MAX", [flat, g.const("argmax/axis", [1])], [idx], version=2)
     yy = g.tensor("row", "int32", [1])
-    op("cpu", "FLOOR_DIV", [idx, g.const("row/div", [s2])], [yy])
+    g.op("FLOOR_DIV", [idx, g.const("row/div", [s2])], [yy])
     y16 = g.tensor("row_x_width", "int32", [1])
-    op("cpu", "MUL", [yy, g.const("width", [s2])], [y16], version=4)
+    g.op("MUL", [yy, g.const("width", [s2])], [y16], version=4)
     xx = g.tensor("col", "int32", [1])
-    op("cpu", "SUB", [idx, y16], [xx], version=3)
+    g.op("SUB", [idx, y16], [xx], version=3)
     yx = g.tensor("batch_row_col", "int32", [1, 3])
-    op("cpu", "PACK", [g.const("batch", [0]), yy, xx], [yx], valuesCount=3, axis=1)
+    g.op("PACK", [g.const("batch", [0]), yy, xx], [yx], valuesCount=3, axis=1)
     picked = {}
     for name in ("heatmap", "regress", "offset"):
-        ch = 17 if name == "heatmap" else 34
-        t = g.tensor(f"{name}_at_center", "int8", [1, ch])
-        op("cpu", "GATHER_ND", [heads[name], yx], [t])
-        picked[name] = t
+        picked[name] = g.tensor(f"{name}_at_center", "int8", [1, 17 if name == "heatmap" else 34])
+        g.op("GATHER_ND", [heads[name], yx], [picked[name]])
     moved = g.tensor("regress_plus_offset", "int8", [1, 34])
-    op("cpu", "ADD", [picked["regress"], picked["offset"]], [moved], version=2)
+    g.op("ADD", [picked["regress"], picked["offset"]], [moved], version=2)
     kp = g.tensor("keypoints_float", "float32", [1, 34])
-    op("cpu", "DEQUANTIZE", [moved], [kp], version=2)
+    g.op("DEQUANTIZE", [moved], [kp], version=2)
     rowf = g.tensor("row_float", "float32", [1])
-    op("cpu", "CAST", [yy], [rowf])
+    g.op("CAST", [yy], [rowf])
     norm = g.tensor("keypoints_norm", "float32", [1, 34])
-    op("cpu", "DIV", [kp, g.const("grid", np.full([1], float(s2), np.float32), "float32")], [norm])
+    g.op("DIV", [kp, g.const("grid", np.full([1], float(s2), np.float32), "float32")], [norm])
     sq = g.tensor("keypoints_sq", "float32", [1, 34])
-    op("cpu", "MUL", [norm, norm], [sq], version=1)
-    dist = g.tensor("keypoints", "float32", [1, 34], output=True)
-    op("cpu", "SQRT", [sq], [dist])
-    scores = g.tensor("scores", "float32", [1, 17], output=True)
-    op("cpu", "DEQUANTIZE", [picked["heatmap"]], [scores], version=2)
+    g.op("MUL", [norm, norm], [sq], version=1)
+    g.op("SQRT", [sq], [g.tensor("keypoints", "float32", [1, 34], output=True)])
+    g.op("DEQUANTIZE", [picked["heatmap"]], [g.tensor("scores", "float32", [1, 17], output=True)], version=2)
     rows = g.tensor("center_row", "float32", [1], output=True)
-    op("cpu", "DIV", [rowf, g.const("rows", np.full([1], float(s2), np.float32), "float32")], [rows])
+    g.op("DIV", [rowf, g.const("rows", np.full([1], float(s2), np.float32), "float32")], [rows])
+
+
+def movenet_style(size: int = 64) -> tuple[bytes, dict[str, list[int]]]:
+    """uint8 image -> CAST -> QUANTIZE -> int8 body -> post-processing on int32/float -> outputs.
+
+    The pattern of a MoveNet compiled by edgetpu_compiler 16 (EDGETPU.md): CAST and QUANTIZE float->int8
+    stay on the CPU before the Edge TPU op; the int8 body (CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, SUB, 2x
+    RESIZE_BILINEAR, LOGISTIC, RESHAPE) is one Edge TPU segment with several outputs; ARG_MAX, FLOOR_DIV,
+    CAST, GATHER_ND, PACK, DIV, SQRT, DEQUANTIZE post-processing (and an int8 ADD that depends on it) run
+    on the CPU after it. Returns the model and ``{"prefix", "tpu", "cpu"}`` op indices as built.
+    """
+    g = Graph()
+    x = g.tensor("image", "uint8", [1, size, size, 3], scale=1.0, input=True)
+    f = g.tensor("image_float", "float32", [1, size, size, 3])
+    g.op("CAST", [x], [f])
+    q = g.tensor("image_int8", "int8", [1, size, size, 3], scale=1.0, zero_point=-128)
+    g.op("QUANTIZE", [f], [q])
+    n0 = len(g.ops)
+    heads, flat, s2 = _movenet_body(g, q, size)
+    n1 = len(g.ops)
+    _movenet_post(g, heads, flat, s2)
+    parts = {"prefix": [0, 1], "tpu": list(range(n0, n1)), "cpu": list(range(n1, len(g.ops)))}
     return g.build(), parts
 
 
@@ -360,12 +361,14 @@ def int8_lstm(steps: int = 28, features: int = 28, units: int = 20, classes: int
 
 
 def bidirectional_lstm(steps: int = 8, features: int = 16, units: int = 8) -> bytes:
-    """An int8 BIDIRECTIONAL_SEQUENCE_LSTM (forward weights only filled in; enough for check)."""
+    """An int8 BIDIRECTIONAL_SEQUENCE_LSTM with the 48 inputs of its kernel (forward and backward share weights)."""
     g = Graph()
     x = g.tensor("sequence", "int8", [1, steps, features], input=True)
     fw = _lstm_tensors(g, features, units)
+    states = [g.tensor(f"bilstm/{d}_{kind}_state", dt, [1, units], scale=sc, variable=True)
+              for d in ("fw", "bw") for kind, dt, sc in (("output", "int8", 1 / 128), ("cell", "int16", 2.0**-11))]
     y = g.tensor("bilstm/output", "int8", [1, steps, 2 * units], output=True)
-    g.op("BIDIRECTIONAL_SEQUENCE_LSTM", [x, *fw[:16]], [y])
+    g.op("BIDIRECTIONAL_SEQUENCE_LSTM", [x, *fw[:17], *fw[:17], *states, *[-1] * 9], [y])
     return g.build()
 
 
