@@ -275,7 +275,8 @@ class Model:
         if raw.size % dt.itemsize:
             return raw
         arr = raw.view(dt)
-        return arr.reshape(tensor.shape) if arr.size == tensor.num_elements and min(tensor.shape, default=0) >= 0 else arr
+        fits = arr.size == tensor.num_elements and min(tensor.shape, default=0) >= 0
+        return arr.reshape(tensor.shape) if fits else arr
 
 
 def _describe_found(data: bytes) -> str:
@@ -313,7 +314,9 @@ def _read_source(model: ModelSource) -> tuple[bytes, str]:
     )
 
 
-def load_bytes(model: str | os.PathLike[str] | bytes | bytearray | memoryview, name: str | None = None) -> tuple[bytes, str]:
+def load_bytes(
+    model: str | os.PathLike[str] | bytes | bytearray | memoryview, name: str | None = None
+) -> tuple[bytes, str]:
     """Read a model's bytes from a path or buffer and check the TFLite file identifier.
 
     Returns ``(data, name)``, ``name`` being the path (or ``name``, or ``"<bytes>"``)
@@ -496,7 +499,8 @@ def _parse(data: bytes, name: str) -> Model:
     spans = _read_buffers(root, r)
     op_codes = _read_op_codes(root)
     ctx = _Context(r, spans, op_codes)
-    subgraphs = tuple(_read_subgraph(sg, si, ctx) for si, sg in enumerate(root.tables(_MODEL["Subgraphs"], "subgraphs")))
+    tables = root.tables(_MODEL["Subgraphs"], "subgraphs")
+    subgraphs = tuple(_read_subgraph(sg, si, ctx) for si, sg in enumerate(tables))
     if not subgraphs:
         raise InvalidModelError(f"{name}: TFLite model has no subgraph")
     return Model(

@@ -8,7 +8,9 @@ a stride of 0 divides by zero; a tensor read before any op writes it gives
 the model, what it needs not to crash or fail half-way:
 
 * every op has as many inputs and outputs as its kernel reads
-  (:mod:`edgetpu.op_arity`); an LSTM omits whole groups of optional inputs or
+  (:mod:`edgetpu.op_signatures`), axis / shape / index operands of the
+  integer type the kernel reads, data inputs and output of one type where the
+  kernel assumes so; an LSTM omits whole groups of optional inputs or
   none; a RESHAPE to a constant shape keeps the element count;
 * every op's inputs exist and are produced before use (by an earlier op, or
   they are model inputs, constants or variables); only the optional ones (a
@@ -49,7 +51,13 @@ import math
 
 from edgetpu.errors import MalformedModelError
 from edgetpu.model import DTYPE_SIZES, Model, Operator, Subgraph, Tensor, read_model
-from edgetpu.op_arity import min_inputs, min_outputs
+from edgetpu.op_signatures import (
+    INDEX_OPERANDS,
+    SAME_TYPE,
+    data_inputs,
+    min_inputs,
+    min_outputs,
+)
 
 __all__ = ["MAX_TENSOR_BYTES", "validate"]
 
@@ -58,7 +66,8 @@ MAX_TENSOR_BYTES = 2**31 - 1
 
 #: Tensor types the interpreter's Python API can hand over as numpy arrays (for model inputs/outputs).
 _IO_TYPES = frozenset(
-    ["float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool", "complex64", "complex128"]
+    ["float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+     "bool", "complex64", "complex128"]
 )
 #: Types whose elements have no fixed size, and the packed sub-byte types (never sized per element here).
 _UNSIZED = frozenset(["string", "resource", "variant", "int4", "uint4", "int2"])
@@ -214,6 +223,22 @@ def _check_arity(c: _Checker, sg: Subgraph, op: Operator) -> None:
             c.fail(_op_where(sg, op), f"at least {need} {kind} (its kernel reads them by position)", f"{have}")
 
 
+def _check_operand_types(c: _Checker, sg: Subgraph, op: Operator) -> None:
+    for pos, types in INDEX_OPERANDS.get(op.op, {}).items():
+        if pos < len(op.inputs) and op.inputs[pos] >= 0 and sg.tensors[op.inputs[pos]].dtype not in types:
+            t = sg.tensors[op.inputs[pos]]
+            c.fail(f"{_op_where(sg, op)} input {pos} {_tensor_where(sg, t)}", f"an index operand of type "
+                   f"{' or '.join(types)}", t.dtype)
+    if op.op not in SAME_TYPE or not op.outputs or op.outputs[0] < 0:
+        return
+    out = sg.tensors[op.outputs[0]]
+    for pos in data_inputs(op.op, op.inputs):
+        i = op.inputs[pos]
+        if i >= 0 and sg.tensors[i].dtype != out.dtype:
+            c.fail(f"{_op_where(sg, op)} input {pos} {_tensor_where(sg, sg.tensors[i])}",
+                   f"the type of its output '{out.name}' ({out.dtype})", sg.tensors[i].dtype)
+
+
 def _check_lstm_groups(c: _Checker, sg: Subgraph, op: Operator) -> None:
     """An LSTM omits whole groups of inputs (input gate, peepholes, projection, layer norm) or none of one."""
     if op.op not in ("LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM"):
@@ -315,6 +340,7 @@ def validate(model, name: str | None = None) -> Model:
             _check_options(c, sg, op, len(m.subgraphs))
             _check_arity(c, sg, op)
             _check_omitted_inputs(c, sg, op)
+            _check_operand_types(c, sg, op)
             _check_lstm_groups(c, sg, op)
             _check_reshape(c, m, sg, op)
             _check_add_rescaling(c, sg, op)

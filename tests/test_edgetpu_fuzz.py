@@ -8,15 +8,20 @@ the issue, deleted or moved, rewired inputs, changed types, shapes, scales,
 zero points, options, op codes, model inputs and outputs). Every mutant must
 give a result or an `edgetpu` exception: never another exception type, never a
 hang, and never a crash of the interpreter (which runs in a subprocess, so a
-segfault fails the test instead of killing pytest). Found this way and now
-refused by `edgetpu.validate`: a CONV_2D with its filter omitted (segfault),
-zero points outside their type's range (segfault), besides the crashers the
-issue lists (tests/test_edgetpu_validate.py).
+segfault fails the test instead of killing pytest; each interpreter is freed
+before the next model, and glibc's checking allocator runs where present, so
+heap damage is caught and named after the model that did it). Found this way
+and now refused by `edgetpu.validate` (tests/fakes/crashers.py): a CONV_2D
+with its filter omitted, a STRIDED_SLICE missing inputs, zero points outside
+their type's range, an ADD whose output scale the kernel cannot rescale to, an
+LSTM missing one input of a group, a RESHAPE to a wrong constant shape, a
+SPLIT axis of the wrong type, an LSTM output of another type than its input.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -34,12 +39,13 @@ PER_MODEL = 250  # fast tier; the slow test below runs 2,000 per model on four m
 
 CHILD = textwrap.dedent(
     """
-    import glob, sys
+    import gc, glob, sys
     import numpy as np
     import edgetpu
     from edgetpu.errors import EdgeTPUError
     for path in sorted(glob.glob(sys.argv[1] + "/*.tflite"))[int(sys.argv[2]):]:
         print("BEGIN", path, flush=True)
+        interpreter = None
         try:
             interpreter = edgetpu.make_interpreter(path, num_threads=1)
             xs = [np.zeros((1, *d["shape"][1:]), np.float32) for d in interpreter.get_input_details()]
@@ -49,9 +55,14 @@ CHILD = textwrap.dedent(
             print("REFUSED", path, type(e).__name__, flush=True)
         except Exception as e:
             print("STRAY", path, type(e).__name__, str(e)[:300].replace("\\n", " "), flush=True)
+        del interpreter  # freed here, so heap damage done by this model shows now, named after it
+        gc.collect()
     print("ALL DONE", flush=True)
     """
 )
+
+#: glibc's checking allocator, where present: heap damage aborts at the next free instead of passing unseen.
+MALLOC_DEBUG = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
 
 
 @contextlib.contextmanager
@@ -97,9 +108,12 @@ def _interpreter_all(mutated, tmp_path, timeout):
     """make_interpreter + run every mutant in a child process; fail on a crash, a hang or a stray exception."""
     for name, data in mutated:
         (tmp_path / f"{name}.tflite").write_bytes(data)
+    env = dict(os.environ)
+    if os.path.exists(MALLOC_DEBUG):
+        env.update(LD_PRELOAD=MALLOC_DEBUG, MALLOC_CHECK_="3")
     try:
         out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), "0"], capture_output=True, text=True,
-                             timeout=timeout, check=False)
+                             timeout=timeout, check=False, env=env)
         stdout, code = out.stdout, out.returncode
     except subprocess.TimeoutExpired as e:
         stdout, code = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout (a hang)"

@@ -123,3 +123,10 @@ def test_a_reshape_to_a_consistent_constant_shape_is_fine():
     g.buffers[g.tensors[shape].buffer].data = np.frombuffer(np.array([1, 33], np.int32).tobytes(), np.uint8)
     with pytest.raises(MalformedModelError, match="holding the input's 32 elements"):
         validate(g.build())
+
+
+@pytest.mark.parametrize("mode", ["float32", "float16", "dynamic", "int8", "int16x8"])
+def test_every_conversion_mode_of_to_tflite_is_valid(small_tflite, mode):
+    """No false alarm on what the converter writes: float, float16 weights, hybrid, full int8, int16 activations."""
+    m = validate(small_tflite[mode], name=f"small_cnn_{mode}.tflite")
+    assert m.main.operators and edgetpu.make_interpreter(small_tflite[mode], num_threads=1)

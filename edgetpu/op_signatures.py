@@ -1,22 +1,30 @@
-"""How many inputs and outputs each TF Lite builtin op reads at least (its kernel indexes them unchecked).
+"""What TF Lite kernels assume of an op's operands without checking it: how many, and of which type.
 
-Several TF Lite kernels take their inputs by position without first checking
-how many the op has: a STRIDED_SLICE or BATCH_MATMUL with a single input
-segfaults the interpreter (found by the fuzz test of issue 11).
-:func:`min_inputs` / :func:`min_outputs` give the least each op needs (from the
-kernels' signatures: e.g. STRIDED_SLICE input, begin, end, strides; TOPK_V2
-values and indices), and :func:`edgetpu.validate.validate` refuses an op with
-fewer. Ops not listed need at least one input and one output.
+Several TF Lite kernels take their inputs by position, or read an operand with
+the type they expect, without first checking: a STRIDED_SLICE or BATCH_MATMUL
+with a single input, a SPLIT whose axis is an int8 tensor, an LSTM whose output
+is int64 segfault the interpreter or corrupt its heap (found by the fuzz test of
+issue 11). :func:`edgetpu.validate.validate` refuses an op that breaks these:
+
+* :func:`min_inputs` / :func:`min_outputs`: the least number of operands the
+  kernel reads (e.g. STRIDED_SLICE input, begin, end, strides; TOPK_V2 values
+  and indices); ops not listed need one input and one output;
+* :data:`INDEX_OPERANDS`: inputs that hold axes, shapes, sizes or indices, and
+  the integer types the kernel reads them as;
+* :data:`SAME_TYPE`: ops whose data inputs and outputs share one type (the
+  kernel computes in the input's type and writes the output as if it were).
 
 Example:
-    >>> from edgetpu.op_arity import min_inputs, min_outputs
+    >>> from edgetpu.op_signatures import min_inputs, min_outputs, INDEX_OPERANDS
     >>> min_inputs("STRIDED_SLICE"), min_inputs("RELU"), min_outputs("TOPK_V2"), min_outputs("ASSIGN_VARIABLE")
     (4, 1, 2, 0)
+    >>> INDEX_OPERANDS["SPLIT"]
+    {0: ('int32',)}
 """
 
 from __future__ import annotations
 
-__all__ = ["min_inputs", "min_outputs"]
+__all__ = ["INDEX_OPERANDS", "SAME_TYPE", "data_inputs", "min_inputs", "min_outputs"]
 
 _INPUTS = {
     0: "CALL_ONCE HASHTABLE VAR_HANDLE STABLEHLO_IOTA STABLEHLO_COMPOSITE STABLEHLO_CUSTOM_CALL WHILE STABLEHLO_WHILE",
@@ -67,3 +75,45 @@ def min_inputs(op: str) -> int:
 def min_outputs(op: str) -> int:
     """Least number of outputs the op's kernel writes."""
     return _MIN_OUTPUTS.get(op, 1)
+
+
+_I32 = ("int32",)
+_I32_64 = ("int32", "int64")
+
+#: op -> {input position: integer types the kernel reads it as}.
+INDEX_OPERANDS = {
+    "SPLIT": {0: _I32}, "SPLIT_V": {1: _I32_64, 2: _I32}, "GATHER": {1: _I32_64 + ("int16",)},
+    "GATHER_ND": {1: _I32_64 + ("int16",)}, "ARG_MAX": {1: _I32_64}, "ARG_MIN": {1: _I32_64},
+    "MEAN": {1: _I32_64}, "SUM": {1: _I32_64}, "REDUCE_MAX": {1: _I32_64}, "REDUCE_MIN": {1: _I32_64},
+    "REDUCE_PROD": {1: _I32_64}, "REDUCE_ANY": {1: _I32_64}, "REDUCE_ALL": {1: _I32_64}, "RESHAPE": {1: _I32},
+    "RESIZE_BILINEAR": {1: _I32}, "RESIZE_NEAREST_NEIGHBOR": {1: _I32}, "PAD": {1: _I32_64}, "PADV2": {1: _I32_64},
+    "MIRROR_PAD": {1: _I32_64}, "TRANSPOSE": {1: _I32_64}, "STRIDED_SLICE": {1: _I32_64, 2: _I32_64, 3: _I32_64},
+    "SLICE": {1: _I32_64, 2: _I32_64}, "EXPAND_DIMS": {1: _I32_64}, "TILE": {1: _I32_64},
+    "BROADCAST_TO": {1: _I32_64}, "SPACE_TO_BATCH_ND": {1: _I32, 2: _I32}, "BATCH_TO_SPACE_ND": {1: _I32, 2: _I32},
+    "TRANSPOSE_CONV": {0: _I32}, "REVERSE_V2": {1: _I32_64}, "CUMSUM": {1: _I32}, "FILL": {0: _I32_64},
+}
+
+#: Ops whose data inputs (see :func:`data_inputs`) and first output have one type.
+SAME_TYPE = frozenset(
+    [
+        "ADD", "SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "RELU", "RELU6", "RELU_N1_TO_1",
+        "RELU_0_TO_1", "TANH", "LOGISTIC", "ELU", "GELU", "LEAKY_RELU", "HARD_SWISH", "PRELU", "NEG", "ABS",
+        "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "CONCATENATION", "PACK", "UNPACK", "SPLIT", "SPLIT_V",
+        "SLICE", "STRIDED_SLICE", "PAD", "PADV2", "MIRROR_PAD", "MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D",
+        "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
+        "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE", "REVERSE_V2",
+        "GATHER", "GATHER_ND", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM",
+        "LSTM",
+    ]
+)
+
+_ALL_DATA = frozenset(["ADD", "SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "CONCATENATION", "PACK"])
+_DATA_AT = {"SPLIT": 1, "TRANSPOSE_CONV": 2}
+
+
+def data_inputs(op: str, inputs) -> list:
+    """The input positions of ``op`` that carry data (not weights, axes, shapes or indices)."""
+    if op in _ALL_DATA:
+        return list(range(len(inputs)))
+    pos = _DATA_AT.get(op, 0)
+    return [pos] if pos < len(inputs) else []
