@@ -12,19 +12,24 @@ issue 11). :func:`edgetpu.validate.validate` refuses an op that breaks these:
 * :data:`INDEX_OPERANDS`: inputs that hold axes, shapes, sizes or indices, and
   the integer types the kernel reads them as;
 * :data:`SAME_TYPE`: ops whose data inputs and outputs share one type (the
-  kernel computes in the input's type and writes the output as if it were).
+  kernel computes in the input's type and writes the output as if it were);
+* :func:`expected_options`: the options table the interpreter reads for an op
+  (another table is ignored and the op runs with zeroed options: a SPLIT into
+  0 parts segfaults).
 
 Example:
     >>> from edgetpu.op_signatures import min_inputs, min_outputs, INDEX_OPERANDS
     >>> min_inputs("STRIDED_SLICE"), min_inputs("RELU"), min_outputs("TOPK_V2"), min_outputs("ASSIGN_VARIABLE")
     (4, 1, 2, 0)
-    >>> INDEX_OPERANDS["SPLIT"]
-    {0: ('int32',)}
+    >>> INDEX_OPERANDS["SPLIT"], expected_options("MEAN"), expected_options("CONV_2D"), expected_options("RELU")
+    ({0: ('int32',)}, 'ReducerOptions', 'Conv2DOptions', None)
 """
 
 from __future__ import annotations
 
-__all__ = ["INDEX_OPERANDS", "SAME_TYPE", "data_inputs", "min_inputs", "min_outputs"]
+from edgetpu import schema
+
+__all__ = ["INDEX_OPERANDS", "SAME_TYPE", "data_inputs", "expected_options", "min_inputs", "min_outputs"]
 
 _INPUTS = {
     0: "CALL_ONCE HASHTABLE VAR_HANDLE STABLEHLO_IOTA STABLEHLO_COMPOSITE STABLEHLO_CUSTOM_CALL WHILE STABLEHLO_WHILE",
@@ -117,3 +122,30 @@ def data_inputs(op: str, inputs) -> list:
         return list(range(len(inputs)))
     pos = _DATA_AT.get(op, 0)
     return [pos] if pos < len(inputs) else []
+
+
+#: Ops whose options table is not named after them.
+_OPTIONS_BY_HAND = {
+    "L2_NORMALIZATION": "L2NormOptions", "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
+    "AVERAGE_POOL_2D": "Pool2DOptions", "MAX_POOL_2D": "Pool2DOptions", "L2_POOL_2D": "Pool2DOptions",
+    "RANDOM_STANDARD_NORMAL": "RandomOptions", "RANDOM_UNIFORM": "RandomOptions", "MULTINOMIAL": "RandomOptions",
+    "MEAN": "ReducerOptions", "SUM": "ReducerOptions", "REDUCE_MAX": "ReducerOptions", "REDUCE_MIN": "ReducerOptions",
+    "REDUCE_PROD": "ReducerOptions", "REDUCE_ANY": "ReducerOptions", "REDUCE_ALL": "ReducerOptions",
+    "UNIDIRECTIONAL_SEQUENCE_RNN": "SequenceRNNOptions",
+}
+
+
+def _options_by_name() -> dict:
+    tables = [name for name, _ in (*schema.BUILTIN_OPTIONS.values(), *schema.BUILTIN_OPTIONS2.values())]
+    by_key = {t.lower().replace("_", ""): t for t in tables}
+    out = {op: by_key.get(op.lower().replace("_", "") + "options") for op in schema.BUILTIN_OPERATORS.values()}
+    out.update(_OPTIONS_BY_HAND)
+    return {op: t for op, t in out.items() if t}
+
+
+_EXPECTED_OPTIONS = _options_by_name()
+
+
+def expected_options(op: str):
+    """The builtin-options table the interpreter reads for ``op`` (e.g. ``"Conv2DOptions"``), or None if none."""
+    return _EXPECTED_OPTIONS.get(op)

@@ -28,8 +28,9 @@ the model, what it needs not to crash or fail half-way:
   inside its type's range, a per-channel axis inside the shape and as long as
   the scales; an ADD / SUB output scale large enough for the kernel's
   fixed-point rescaling (below it the kernel aborts the process);
-* convolution and pooling ops carry their options, with strides, dilations
-  and filter sizes of at least 1; a convolution or fully connected op on 8-bit
+* an op's options, when present, are of the table the interpreter reads for
+  it; strides, dilations, filter sizes, block sizes and split / pack counts are
+  at least 1; a convolution or fully connected op on 8-bit
   data has an int32 bias (an int8 bias is a corrupt or hand-edited model);
 * control-flow ops refer to existing subgraphs.
 
@@ -55,6 +56,7 @@ from edgetpu.op_signatures import (
     INDEX_OPERANDS,
     SAME_TYPE,
     data_inputs,
+    expected_options,
     min_inputs,
     min_outputs,
 )
@@ -79,16 +81,15 @@ _ADD_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 _ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535),
                      "int4": (-8, 7)}
 
-#: Op -> (options table, fields that must be >= 1). Missing options read as the schema defaults (0).
+_POOL = ("strideW", "strideH", "filterWidth", "filterHeight")
+#: Op -> options fields that must be >= 1 (missing options read as the schema defaults, 0: a stride of 0
+#: divides by zero, a SPLIT into 0 parts segfaults).
 _POSITIVE_OPTIONS = {
-    "CONV_2D": ("Conv2DOptions", ("strideW", "strideH", "dilationWFactor", "dilationHFactor")),
-    "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", ("strideW", "strideH", "dilationWFactor", "dilationHFactor")),
-    "TRANSPOSE_CONV": ("TransposeConvOptions", ("strideW", "strideH")),
-    "AVERAGE_POOL_2D": ("Pool2DOptions", ("strideW", "strideH", "filterWidth", "filterHeight")),
-    "MAX_POOL_2D": ("Pool2DOptions", ("strideW", "strideH", "filterWidth", "filterHeight")),
-    "L2_POOL_2D": ("Pool2DOptions", ("strideW", "strideH", "filterWidth", "filterHeight")),
-    "SPACE_TO_DEPTH": ("SpaceToDepthOptions", ("blockSize",)),
-    "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("blockSize",)),
+    "CONV_2D": ("strideW", "strideH", "dilationWFactor", "dilationHFactor"),
+    "DEPTHWISE_CONV_2D": ("strideW", "strideH", "dilationWFactor", "dilationHFactor"),
+    "TRANSPOSE_CONV": ("strideW", "strideH"), "AVERAGE_POOL_2D": _POOL, "MAX_POOL_2D": _POOL, "L2_POOL_2D": _POOL,
+    "SPACE_TO_DEPTH": ("blockSize",), "DEPTH_TO_SPACE": ("blockSize",), "SPLIT": ("numSplits",),
+    "SPLIT_V": ("numSplits",), "UNPACK": ("num",), "PACK": ("valuesCount",),
 }
 
 _LSTM_OPTIONAL = frozenset({1, 5, 9, 10, 11, 12, 16, 17, 20, 21, 22, 23})  # CIFG, peephole, projection, layer norm
@@ -162,12 +163,12 @@ def _check_quantization(c: _Checker, sg: Subgraph, t: Tensor) -> None:
 
 
 def _check_options(c: _Checker, sg: Subgraph, op: Operator, n_subgraphs: int) -> None:
+    table = expected_options(op.op)
+    if table is not None and op.options_type not in (None, table):
+        c.fail(_op_where(sg, op), f"options of type {table}", f"{op.options_type}")
     spec = _POSITIVE_OPTIONS.get(op.op)
     if spec is not None:
-        table, keys = spec
-        if op.options_type not in (None, table):
-            c.fail(_op_where(sg, op), f"{table}", f"{op.options_type}")
-        for key in keys:
+        for key in spec:
             value = op.options.get(key, 0)
             if value < 1:
                 c.fail(_op_where(sg, op), f"{key} >= 1", f"{key} {value}")

@@ -172,7 +172,32 @@ def reshape_to_a_wrong_constant_shape() -> bytes:
     return g.build()
 
 
+def split_with_other_options() -> bytes:
+    """A SPLIT carrying ReshapeOptions (an op code changed): the interpreter splits into 0 parts (SIGSEGV)."""
+    g = Graph()
+    x = g.tensor("x", "int8", [1, 28, 20], input=True)
+    y = g.tensor("y", "int8", [1, 28, 20], output=True)
+    g.op("SPLIT", [g.const("axis", np.array([1], np.int32)), x], [y], options=("ReshapeOptions", {}))
+    return g.build()
+
+
+def lstm_output_of_another_type() -> bytes:
+    """An int8 LSTM whose output tensor says int64: the kernel writes int8 into it and damages the heap."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    from fakes.tflite_builder import int8_lstm
+
+    m = s.ModelT.InitFromPackedBuf(int8_lstm(), 0)
+    m.subgraphs[0].tensors[int(m.subgraphs[0].operators[1].outputs[0])].type = s.TensorType.INT64
+    fb = flatbuffers.Builder(1024)
+    fb.Finish(m.Pack(fb), file_identifier=b"TFL3")
+    return bytes(fb.Output())
+
+
 EXPECTED.update({
+    split_with_other_options: "expected options of type SplitOptions, found ReshapeOptions",
+    lstm_output_of_another_type: "the type of its output 'lstm/output' (int64)",
     conv_without_filter: "input 1 present",
     strided_slice_with_one_input: "at least 4 inputs",
     zero_point_out_of_range: "zero points of a uint8 tensor in 0..255",
