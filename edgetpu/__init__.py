@@ -49,7 +49,7 @@ _LAZY = {
     "compile": "edgetpu.compiler",
     "list_edge_tpus": "edgetpu.delegate",
     "read_model": "edgetpu.model",
-    "validate": "edgetpu.validate",
+    "validate": "edgetpu.validation",
     "required_runtime": "edgetpu.runtime_versions",
     "ops_newer_than": "edgetpu.runtime_versions",
 }

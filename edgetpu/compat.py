@@ -1,7 +1,7 @@
 """Predict, before compiling, what ``edgetpu_compiler`` 16.0 will map to the Edge TPU.
 
 :func:`check` reads a .tflite model (no TensorFlow, no compiler, no
-``ai_edge_litert``), validates it (:func:`edgetpu.validate.validate`: a model
+``ai_edge_litert``), validates it (:func:`edgetpu.validation.validate`: a model
 the interpreter would crash on is reported as invalid, never as mappable),
 applies the Edge TPU's rules to every op (:mod:`edgetpu.rules`: the op table
 and its limits, 8-bit tensors, static shapes, at most 3 non-1 dimensions, op
@@ -55,7 +55,7 @@ from edgetpu.runtime_versions import (
     parse_version,
     required_runtime,
 )
-from edgetpu.validate import validate
+from edgetpu.validation import validate
 
 __all__ = [
     "COMPILER_TFLITE_RUNTIME",

@@ -59,7 +59,7 @@ class VersionError(EdgeTPUError, ValueError):
 class MalformedModelError(InvalidModelError):
     """A readable .tflite model whose graph is not sound enough to hand to the interpreter.
 
-    Raised by :func:`edgetpu.validate.validate` (and so by ``check`` and
+    Raised by :func:`edgetpu.validation.validate` (and so by ``check`` and
     ``make_interpreter``) for what would crash or fail the TF Lite interpreter:
     a tensor read before any op produces it, produced twice, a size that does
     not match its buffer, a NaN or negative quantization scale, a stride of 0...

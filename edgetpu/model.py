@@ -29,7 +29,7 @@ Bad input (a missing path, an empty file, a PNG, random bytes, a truncated
 model) raises :class:`edgetpu.errors.InvalidModelError` naming the file, what
 was expected and what was found. Whether the model is sound enough for the
 interpreter (tensors produced before use, sizes that match their buffers, ...)
-is :func:`edgetpu.validate.validate`'s job.
+is :func:`edgetpu.validation.validate`'s job.
 """
 
 from __future__ import annotations

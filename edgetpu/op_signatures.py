@@ -4,7 +4,7 @@ Several TF Lite kernels take their inputs by position, or read an operand with
 the type they expect, without first checking: a STRIDED_SLICE or BATCH_MATMUL
 with a single input, a SPLIT whose axis is an int8 tensor, an LSTM whose output
 is int64 segfault the interpreter or corrupt its heap (found by the fuzz test of
-issue 11). :func:`edgetpu.validate.validate` refuses an op that breaks these:
+issue 11). :func:`edgetpu.validation.validate` refuses an op that breaks these:
 
 * :func:`min_inputs` / :func:`min_outputs`: the least number of operands the
   kernel reads (e.g. STRIDED_SLICE input, begin, end, strides; TOPK_V2 values

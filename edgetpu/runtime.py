@@ -19,7 +19,7 @@ import numpy as np
 from edgetpu._interpreter import backend
 from edgetpu.errors import InputError, InvalidModelError
 from edgetpu.model import load_bytes
-from edgetpu.validate import validate
+from edgetpu.validation import validate
 
 __all__ = ["make_interpreter", "run", "classify", "Class", "load_model_bytes", "quantize", "dequantize"]
 

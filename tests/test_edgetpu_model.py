@@ -155,7 +155,7 @@ def test_edgetpu_package_never_imports_tensorflow_keras_or_keras_compress(tmp_pa
     p = tmp_path / "m.tflite"
     p.write_bytes(data)
     code = (
-        "import sys, edgetpu, edgetpu.model, edgetpu.compat, edgetpu.compiler, edgetpu.delegate, edgetpu.validate\n"
+        "import sys, edgetpu, edgetpu.model, edgetpu.compat, edgetpu.compiler, edgetpu.delegate, edgetpu.validation\n"
         f"r = edgetpu.check({str(p)!r}); assert r.status == 0, r.status\n"
         "bad = [m for m in ('tensorflow', 'keras', 'keras_compress') if m in sys.modules]\n"
         "assert not bad, bad\n"

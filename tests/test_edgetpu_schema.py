@@ -35,7 +35,7 @@ def test_known_facts():
 
 
 MODULES = ["edgetpu.flatbuffer", "edgetpu.model", "edgetpu.rules", "edgetpu.partition", "edgetpu.runtime_versions",
-           "edgetpu.check_result"]
+           "edgetpu.check_result", "edgetpu.validation", "edgetpu.op_signatures"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,4 +1,4 @@
-"""edgetpu.validate: models the interpreter would crash or fail on are refused, sound ones pass (issue 11)."""
+"""edgetpu.validate (edgetpu/validation.py): models the interpreter would crash or fail on are refused, sound ones pass (issue 11)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fakes.tflite_builder import (
 import edgetpu
 from edgetpu.cli import main as cli_main
 from edgetpu.errors import InvalidModelError, MalformedModelError
-from edgetpu.validate import validate
+from edgetpu.validation import validate
 
 CRASHERS = list(crashers.EXPECTED)
 

@@ -4,7 +4,7 @@ Each builder returns .tflite bytes that read fine as a flatbuffer but are not a
 sound graph. Handed to the TF Lite interpreter unchecked they segfault
 (``duplicated_operator``, ``stride_zero``), fail at ``invoke()`` or
 ``get_tensor()`` with raw ``RuntimeError`` / ``ValueError`` /
-``UnicodeDecodeError``, or ask for gigabytes; :func:`edgetpu.validate.validate`
+``UnicodeDecodeError``, or ask for gigabytes; :func:`edgetpu.validation.validate`
 must refuse every one, naming what is wrong (``EXPECTED`` holds a phrase of
 each message).
 """

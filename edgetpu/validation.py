@@ -38,9 +38,13 @@ Names are checked while reading (:mod:`edgetpu.flatbuffer`: FlatBuffer strings
 are UTF-8).
 
 Example:
-    >>> from edgetpu.validate import validate
+    >>> from edgetpu.validation import validate
     >>> validate("model_int8.tflite")                        # doctest: +SKIP
     Model(source='model_int8.tflite', ...)
+    >>> validate(bytes(4) + b"TFL3" + bytes(8), name="empty.tflite")
+    Traceback (most recent call last):
+    ...
+    edgetpu.errors.InvalidModelError: empty.tflite: corrupt TFLite flatbuffer (16 bytes): vtable of root table has size 0; expected an even size of at least 4
 
 Raises :class:`edgetpu.errors.MalformedModelError` (an ``InvalidModelError``)
 naming the file, the op or tensor, what was expected and what was found.
