@@ -24,7 +24,7 @@ the model, what it needs not to crash or fail half-way:
   elements and bytes (the kernels index with ``int``), and a constant's buffer
   holds exactly ``elements x item size`` bytes (what the interpreter itself
   enforces when it loads a model, except for sparse tensors);
-* quantization scales are finite and positive, one zero point per scale and
+* quantization scales are finite, positive and normal floats, one zero point per scale and
   inside its type's range, a per-channel axis inside the shape and as long as
   the scales; an ADD / SUB output scale large enough for the kernel's
   fixed-point rescaling (below it the kernel aborts the process);
@@ -80,6 +80,9 @@ _UNSIZED = frozenset(["string", "resource", "variant", "int4", "uint4", "int2"])
 
 #: Left shift of quantized ADD / SUB before rescaling, per output type (TF Lite's add.cc / sub.cc).
 _ADD_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
+
+#: Smallest normal float32 (2**-126): a scale of 8.4e-39 (subnormal) segfaults QUANTIZE, 1.2e-38 does not.
+_SMALLEST_NORMAL = 2.0**-126
 
 #: Zero points a quantized kernel can index with (others read outside its tables: segfault).
 _ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "uint16": (0, 65535),
@@ -150,9 +153,10 @@ def _check_quantization(c: _Checker, sg: Subgraph, t: Tensor) -> None:
     if not t.scale:
         return
     where = _tensor_where(sg, t)
-    bad = [s for s in t.scale if not (math.isfinite(s) and s > 0)]
+    bad = [s for s in t.scale if not (math.isfinite(s) and s >= _SMALLEST_NORMAL)]
     if bad:
-        c.fail(where, "finite, positive quantization scales", f"scale {bad[0]!r}")
+        c.fail(where, f"finite, positive quantization scales of at least {_SMALLEST_NORMAL:.4g} (the smallest normal "
+               "float32: a subnormal scale overflows 1/scale and crashes the quantize kernel)", f"scale {bad[0]!r}")
     if t.zero_point and len(t.zero_point) != len(t.scale):
         c.fail(where, f"one zero point per scale ({len(t.scale)})", f"{len(t.zero_point)} zero points")
     low, high = _ZERO_POINT_RANGE.get(t.dtype, (-(2**31), 2**31 - 1))

@@ -195,7 +195,19 @@ def lstm_output_of_another_type() -> bytes:
     return bytes(fb.Output())
 
 
+def subnormal_scale() -> bytes:
+    """A QUANTIZE float->int8 whose output scale is 8.4e-39, a subnormal float32 (SIGSEGV; 1.2e-38 runs)."""
+    g = Graph()
+    x = g.tensor("x", "float32", [1, 16, 16, 3], input=True)
+    q = g.tensor("q", "int8", [1, 16, 16, 3], scale=8.4e-39)
+    g.op("QUANTIZE", [x], [q])
+    y = g.tensor("y", "int8", [1, 16, 16, 3], output=True)
+    g.op("RELU", [q], [y])
+    return g.build()
+
+
 EXPECTED.update({
+    subnormal_scale: "the smallest normal float32",
     split_with_other_options: "expected options of type SplitOptions, found ReshapeOptions",
     lstm_output_of_another_type: "the type of its output 'lstm/output' (int64)",
     conv_without_filter: "input 1 present",
