@@ -17,7 +17,8 @@ and now refused by `edgetpu.validate` (tests/fakes/crashers.py): a CONV_2D
 with its filter omitted, a STRIDED_SLICE missing inputs, zero points outside
 their type's range, an ADD whose output scale the kernel cannot rescale to, an
 LSTM missing one input of a group, a RESHAPE to a wrong constant shape, a
-SPLIT axis of the wrong type, an LSTM output of another type than its input.
+SPLIT carrying another op's options, an LSTM output of another type than its
+input, a subnormal quantization scale.
 """
 
 from __future__ import annotations
