@@ -7,7 +7,10 @@ is an unrelated project) and needs only numpy and a TFLite interpreter package
 imports TensorFlow or Keras itself, so it installs on a Raspberry Pi or a Coral
 board.
 
-    check(model)                  Edge TPU compatibility, before compiling
+    check(model, runtime=None)    Edge TPU compatibility, before compiling (and TF Lite runtime versions)
+    validate(model)               is the model sound enough for the interpreter (raises if not)
+    required_runtime(model)       oldest TF Lite runtime that has every op version of the model
+    ops_newer_than(model, "2.14") ops whose version that runtime lacks
     compile(model, out_dir)       run Coral's edgetpu_compiler, parse its report
     make_interpreter(model)       Edge TPU delegate, or CPU with XNNPACK
     run(interpreter, x)           quantize, invoke over a batch, dequantize
@@ -40,8 +43,10 @@ from edgetpu.errors import (
     InterpreterCrashError,
     InvalidDeviceError,
     InvalidModelError,
+    MalformedModelError,
     NoEdgeTPUError,
     OutputError,
+    VersionError,
 )
 
 __version__ = "0.1.0"
@@ -63,6 +68,9 @@ _LAZY = {
     "compile": "edgetpu.compiler",
     "list_edge_tpus": "edgetpu.delegate",
     "read_model": "edgetpu.model",
+    "validate": "edgetpu.validation",
+    "required_runtime": "edgetpu.runtime_versions",
+    "ops_newer_than": "edgetpu.runtime_versions",
 }
 
 __all__ = [  # noqa: PLE0604 - *_LAZY unpacks the lazy names (the dict's string keys)
@@ -77,6 +85,8 @@ __all__ = [  # noqa: PLE0604 - *_LAZY unpacks the lazy names (the dict's string 
     "DelegateError",
     "InvalidDeviceError",
     "NoEdgeTPUError",
+    "MalformedModelError",
+    "VersionError",
 ]
 
 

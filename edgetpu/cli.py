@@ -1,6 +1,6 @@
 """`edgetpu`: check, compile, run and benchmark .tflite models.
 
-    edgetpu check MODEL [--json]
+    edgetpu check MODEL [--json] [--runtime VERSION]
     edgetpu compile MODEL [-o DIR] [-n N] [-m N] [-d] [--timeout S]
     edgetpu run MODEL [--input X.npy] [--top-k K] [--threads N] [--in-process]
     edgetpu bench MODEL [MODEL ...] [--runs N] [--warmup N] [--threads N] [--no-xnnpack] [--json] [--in-process]
@@ -33,7 +33,7 @@ __all__ = ["build_parser", "main"]
 def _cmd_check(args: argparse.Namespace) -> int:
     from edgetpu.compat import check
 
-    result = check(args.model)
+    result = check(args.model, runtime=args.runtime)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -206,9 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens (delegate choice, fallbacks)")
     sub = p.add_subparsers(dest="command", required=True, metavar="{check,compile,run,bench}")
 
-    c = sub.add_parser("check", help="predict which ops map to the Edge TPU (no compiler needed)")
+    from edgetpu.check_result import EXIT_CODES
+
+    c = sub.add_parser(
+        "check", help="predict which ops map to the Edge TPU (no compiler needed)",
+        description="Predict which ops edgetpu_compiler 16 maps to the Edge TPU: the CPU ops before the Edge TPU "
+        "segment, the segment, the CPU ops after it, each with its reason. Needs only numpy.",
+        epilog="exit status: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    )
     c.add_argument("model")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.add_argument("--runtime", metavar="VERSION", default=None,
+                   help="also list every op whose version this TF Lite runtime lacks (e.g. 2.14 for tflite-runtime "
+                   "2.14); exit 4 if any")
     c.set_defaults(func=_cmd_check)
 
     c = sub.add_parser("compile", help="run Coral's edgetpu_compiler and summarize its report")

@@ -24,7 +24,9 @@ __all__ = [
     "InvalidDeviceError",
     "InvalidModelError",
     "NoEdgeTPUError",
+    "MalformedModelError",
     "OutputError",
+    "VersionError",
 ]
 
 
@@ -95,3 +97,31 @@ class InvalidDeviceError(DelegateError, ValueError):
 
 class NoEdgeTPUError(DelegateError):
     """A model compiled for the Edge TPU was asked to run where no Edge TPU is present."""
+
+
+class VersionError(EdgeTPUError, ValueError):
+    """A TF Lite runtime version could not be read (expected e.g. ``"2.14"`` or ``"2.14.0"``)."""
+
+    def __init__(self, given: object):
+        self.given = given
+        super().__init__(f"expected a TF Lite runtime version such as '2.14' or '2.14.0'; got {given!r}")
+
+
+class MalformedModelError(InvalidModelError):
+    """A readable .tflite model whose graph is not sound enough to hand to the interpreter.
+
+    Raised by :func:`edgetpu.validation.validate` (and so by ``check`` and
+    ``make_interpreter``) for what would crash or fail the TF Lite interpreter:
+    a tensor read before any op produces it, produced twice, a size that does
+    not match its buffer, a NaN or negative quantization scale, a stride of 0...
+    ``source`` is the file, ``where`` the op or tensor, ``expected`` and
+    ``found`` say what is wrong.
+    """
+
+    def __init__(self, source: str, where: str, expected: str, found: str):
+        self.source = source
+        self.where = where
+        self.expected = expected
+        self.found = found
+        super().__init__(f"{source}: invalid model: {where}: expected {expected}, found {found}")
+

@@ -1,52 +1,62 @@
 """Read a .tflite flatbuffer into plain Python objects.
 
-A .tflite file is a FlatBuffer whose root is a ``Model`` table (schema in
-``ai_edge_litert.schema_py_generated``) with the file identifier ``TFL3`` at
-bytes 4-8. :func:`read_model` walks that table once and returns a
-:class:`Model` made of frozen dataclasses: subgraphs, operators in execution
-order (the order of ``SubGraph.operators``), tensors with their quantization,
-metadata (including the converter's ``min_runtime_version``) and whether the
-model already holds the Edge TPU custom op (``edgetpu-custom-op``), i.e. was
-produced by ``edgetpu_compiler``.
+A .tflite file is a FlatBuffer whose root is a ``Model`` table (TFLite's
+``schema.fbs``) with the file identifier ``TFL3`` at bytes 4-8.
+:func:`read_model` walks that table once and returns a :class:`Model` made of
+frozen dataclasses: subgraphs, operators in execution order (the order of
+``SubGraph.operators``), tensors with their quantization, metadata (including
+the converter's ``min_runtime_version``) and whether the model already holds
+the Edge TPU custom op (``edgetpu-custom-op``), i.e. was produced by
+``edgetpu_compiler``.
 
-Only the flatbuffers package and numpy are needed; no TensorFlow. Buffers are
-never copied element by element: sizes come from the vector lengths, and
-contents (when asked for with :meth:`Model.buffer_data`) are numpy views.
+Only the standard library and numpy are needed: the flatbuffer is read by
+:mod:`edgetpu.flatbuffer` with the field positions shipped in
+:mod:`edgetpu.schema` (no ``ai_edge_litert``, no TensorFlow). Buffers are never
+copied element by element: sizes come from the vector lengths, and contents
+(when asked for with :meth:`Model.buffer_data`) are numpy views.
 
 Example:
     >>> from edgetpu.model import read_model
     >>> m = read_model("mobilenet_v2_int8.tflite")          # doctest: +SKIP
     >>> [op.op for op in m.subgraphs[0].operators][:3]       # doctest: +SKIP
     ['QUANTIZE', 'CONV_2D', 'DEPTHWISE_CONV_2D']
+    >>> read_model(b"not a model")
+    Traceback (most recent call last):
+    ...
+    edgetpu.errors.InvalidModelError: <bytes>: not a TFLite model: expected a TFLite flatbuffer with file identifier "TFL3" at bytes 4-8, found identifier b'a mo'
 
 Bad input (a missing path, an empty file, a PNG, random bytes, a truncated
 model) raises :class:`edgetpu.errors.InvalidModelError` naming the file, what
-was expected and what was found.
+was expected and what was found. Whether the model is sound enough for the
+interpreter (tensors produced before use, sizes that match their buffers, ...)
+is :func:`edgetpu.validation.validate`'s job.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
-from edgetpu.errors import EdgeTPUError, InvalidModelError
+from edgetpu import schema
+from edgetpu.errors import InvalidModelError
+from edgetpu.flatbuffer import Reader, Table
 
 __all__ = [
+    "DTYPE_SIZES",
     "EDGETPU_CUSTOM_OP",
     "FILE_IDENTIFIER",
     "Model",
     "Operator",
     "Subgraph",
     "Tensor",
+    "activation_name",
+    "builtin_op_name",
+    "dtype_name",
     "is_compiled",
-    "SchemaUnavailableError",
-    "SCHEMA_MODULES",
     "load_bytes",
     "read_model",
 ]
@@ -55,58 +65,53 @@ __all__ = [
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 #: FlatBuffer file identifier of every .tflite file (bytes 4..8).
 FILE_IDENTIFIER = b"TFL3"
+#: Bytes per element of the tensor types whose size is fixed (string, resource,
+#: variant and the packed 2/4-bit types have none).
+DTYPE_SIZES = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+    "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "bool": 1, "complex64": 8, "complex128": 16,
+    "float8_e4m3fn": 1, "float8_e5m2": 1,
+}
 
 ModelSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, "Model"]
 
-
-#: Where the generated .tflite schema is found, in order: ai-edge-litert ships
-#: it; TensorFlow has a copy (importing it imports TensorFlow, the last resort,
-#: as for the interpreter); tflite_runtime ships none.
-SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
-
-
-class SchemaUnavailableError(EdgeTPUError, ImportError):
-    """No package providing the .tflite flatbuffer schema is installed."""
-
-
-@functools.lru_cache(maxsize=None)
-def _schema():
-    # Imported lazily: the schema module is large (~20k lines) and only needed
-    # when a model is actually read.
-    for module in SCHEMA_MODULES:
-        try:
-            return importlib.import_module(module)
-        except ImportError:
-            continue
-    raise SchemaUnavailableError(
-        "reading a .tflite model's ops needs the flatbuffer schema that ships with ai-edge-litert "
-        "(`pip install ai-edge-litert flatbuffers`); tried " + ", ".join(SCHEMA_MODULES)
-    )
-
-
-def _enum_names(enum_cls) -> Dict[int, str]:
-    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
-
-
-_CACHE: Dict[str, Dict[int, str]] = {}
-
-
-def _names(kind: str) -> Dict[int, str]:
-    if kind not in _CACHE:
-        s = _schema()
-        _CACHE[kind] = _enum_names(getattr(s, kind))
-    return _CACHE[kind]
+_MODEL = schema.SLOTS["Model"]
+_SUBGRAPH = schema.SLOTS["SubGraph"]
+_TENSOR = schema.SLOTS["Tensor"]
+_OPERATOR = schema.SLOTS["Operator"]
+_OPCODE = schema.SLOTS["OperatorCode"]
+_BUFFER = schema.SLOTS["Buffer"]
+_METADATA = schema.SLOTS["Metadata"]
+_QUANT = schema.SLOTS["QuantizationParameters"]
+_CUSTOM = 32  # BuiltinOperator.CUSTOM
 
 
 def builtin_op_name(code: int) -> str:
-    """Name of a ``BuiltinOperator`` code, e.g. 3 -> ``"CONV_2D"``."""
-    return _names("BuiltinOperator").get(code, f"BUILTIN_{code}")
+    """Name of a ``BuiltinOperator`` code, e.g. 3 -> ``"CONV_2D"``.
+
+    >>> builtin_op_name(3), builtin_op_name(9999)
+    ('CONV_2D', 'BUILTIN_9999')
+    """
+    return schema.BUILTIN_OPERATORS.get(code, f"BUILTIN_{code}")
 
 
 def dtype_name(tensor_type: int) -> str:
-    """Lower-case name of a ``TensorType`` code, e.g. 9 -> ``"int8"``."""
-    name = _names("TensorType").get(tensor_type)
+    """Lower-case name of a ``TensorType`` code, e.g. 9 -> ``"int8"``.
+
+    >>> dtype_name(9), dtype_name(99)
+    ('int8', 'type_99')
+    """
+    name = schema.TENSOR_TYPES.get(tensor_type)
     return name.lower() if name else f"type_{tensor_type}"
+
+
+def activation_name(code: int) -> str:
+    """Name of a fused ``ActivationFunctionType`` code, e.g. 1 -> ``"RELU"``.
+
+    >>> activation_name(1), activation_name(3)
+    ('RELU', 'RELU6')
+    """
+    return schema.ACTIVATION_FUNCTIONS.get(int(code), str(code))
 
 
 @dataclass(frozen=True)
@@ -116,21 +121,23 @@ class Tensor:
     ``shape_signature`` is None when the file has none (then it equals
     ``shape``); a ``-1`` in it marks a dynamic dimension. ``is_constant`` is
     True when the tensor's buffer holds data (weights, biases, shape/axis
-    operands); ``buffer_bytes`` is that data's size.
+    operands); ``buffer_bytes`` is that data's size. ``sparse`` marks a tensor
+    stored in TFLite's sparse format (its buffer is smaller than its shape).
     """
 
     index: int
     name: str
     dtype: str
-    shape: Tuple[int, ...]
-    shape_signature: Optional[Tuple[int, ...]]
-    scale: Tuple[float, ...]
-    zero_point: Tuple[int, ...]
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...] | None
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
     quantized_dimension: int
     buffer: int
     is_constant: bool
     buffer_bytes: int
     is_variable: bool = False
+    sparse: bool = False
 
     @property
     def is_dynamic(self) -> bool:
@@ -141,7 +148,21 @@ class Tensor:
     def quantized(self) -> bool:
         return len(self.scale) > 0
 
-    def to_dict(self) -> Dict[str, Any]:
+    @property
+    def num_elements(self) -> int:
+        """Elements of ``shape`` (a Python int: never overflows; 1 for a scalar)."""
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int | None:
+        """Bytes the tensor's data takes, or None for types of no fixed size (string, int4, ...)."""
+        size = DTYPE_SIZES.get(self.dtype)
+        return None if size is None else size * self.num_elements
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "name": self.name,
@@ -163,19 +184,22 @@ class Operator:
     ``op`` is the builtin name (``"CONV_2D"``) or, for custom ops, the custom
     code (``"edgetpu-custom-op"``); ``builtin_code`` is then 32 (CUSTOM).
     ``options`` holds the builtin options as a plain dict (for CONV_2D e.g.
-    ``fusedActivationFunction``, ``dilationWFactor``, ``strideH``; the names
-    of the schema's object API) and ``options_type`` the options table name.
+    ``fusedActivationFunction``, ``dilationWFactor``, ``strideH``; the field
+    names of the schema's object API) and ``options_type`` the options table
+    name. ``intermediates`` lists the tensors an op keeps inside itself (the
+    int16 gate outputs of a quantized LSTM).
     """
 
     index: int
     op: str
     builtin_code: int
-    custom_code: Optional[str]
+    custom_code: str | None
     version: int
-    inputs: Tuple[int, ...]
-    outputs: Tuple[int, ...]
-    options: Dict[str, Any] = field(default_factory=dict)
-    options_type: Optional[str] = None
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    options_type: str | None = None
+    intermediates: tuple[int, ...] = ()
 
     @property
     def is_custom(self) -> bool:
@@ -186,10 +210,10 @@ class Operator:
 class Subgraph:
     index: int
     name: str
-    tensors: Tuple[Tensor, ...]
-    operators: Tuple[Operator, ...]
-    inputs: Tuple[int, ...]
-    outputs: Tuple[int, ...]
+    tensors: tuple[Tensor, ...]
+    operators: tuple[Operator, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -200,14 +224,14 @@ class Model:
     size_bytes: int
     schema_version: int
     description: str
-    subgraphs: Tuple[Subgraph, ...]
-    metadata: Dict[str, bytes]
-    op_codes: Tuple[Tuple[str, int], ...]
+    subgraphs: tuple[Subgraph, ...]
+    metadata: dict[str, bytes]
+    op_codes: tuple[tuple[str, int], ...]
     _data: bytes = field(repr=False, compare=False, default=b"")
-    _buffer_spans: Tuple[Tuple[int, int], ...] = field(repr=False, compare=False, default=())
+    _buffer_spans: tuple[tuple[int, int], ...] = field(repr=False, compare=False, default=())
 
     @property
-    def min_runtime_version(self) -> Optional[str]:
+    def min_runtime_version(self) -> str | None:
         """The converter's ``min_runtime_version`` metadata (e.g. ``"1.14.0"``), or None."""
         raw = self.metadata.get("min_runtime_version")
         if raw is None:
@@ -225,7 +249,12 @@ class Model:
         """Subgraph 0, the one the interpreter runs."""
         return self.subgraphs[0]
 
-    def buffer_data(self, buffer_index: int) -> Optional[np.ndarray]:
+    @property
+    def data(self) -> bytes:
+        """The flatbuffer's bytes, as read."""
+        return self._data
+
+    def buffer_data(self, buffer_index: int) -> np.ndarray | None:
         """The raw bytes of a buffer as a uint8 numpy view, or None when empty."""
         if buffer_index <= 0 or buffer_index >= len(self._buffer_spans):
             return None
@@ -234,7 +263,7 @@ class Model:
             return None
         return np.frombuffer(self._data, dtype=np.uint8, count=size, offset=start)
 
-    def tensor_data(self, tensor: Tensor) -> Optional[np.ndarray]:
+    def tensor_data(self, tensor: Tensor) -> np.ndarray | None:
         """A constant tensor's values as a numpy array of its dtype and shape, or None."""
         raw = self.buffer_data(tensor.buffer)
         if raw is None:
@@ -246,8 +275,8 @@ class Model:
         if raw.size % dt.itemsize:
             return raw
         arr = raw.view(dt)
-        n = int(np.prod(tensor.shape)) if tensor.shape else 1
-        return arr.reshape(tensor.shape) if arr.size == n else arr
+        fits = arr.size == tensor.num_elements and min(tensor.shape, default=0) >= 0
+        return arr.reshape(tensor.shape) if fits else arr
 
 
 def _describe_found(data: bytes) -> str:
@@ -266,7 +295,7 @@ def _describe_found(data: bytes) -> str:
     return f"identifier {bytes(data[4:8])!r}"
 
 
-def _read_source(model: ModelSource) -> Tuple[bytes, str]:
+def _read_source(model: ModelSource) -> tuple[bytes, str]:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model), "<bytes>"
     if isinstance(model, (str, os.PathLike)):
@@ -285,7 +314,9 @@ def _read_source(model: ModelSource) -> Tuple[bytes, str]:
     )
 
 
-def load_bytes(model: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview], name: Optional[str] = None) -> Tuple[bytes, str]:
+def load_bytes(
+    model: str | os.PathLike[str] | bytes | bytearray | memoryview, name: str | None = None
+) -> tuple[bytes, str]:
     """Read a model's bytes from a path or buffer and check the TFLite file identifier.
 
     Returns ``(data, name)``, ``name`` being the path (or ``name``, or ``"<bytes>"``)
@@ -305,8 +336,10 @@ def load_bytes(model: Union[str, "os.PathLike[str]", bytes, bytearray, memoryvie
     return data, name
 
 
-def read_model(model: ModelSource) -> Model:
+def read_model(model: ModelSource, name: str | None = None) -> Model:
     """Parse a .tflite model from a path, from bytes, or return a :class:`Model` as is.
+
+    ``name`` is what messages call the model when ``model`` is bytes.
 
     Raises:
         InvalidModelError: the path is missing or the content is not a readable
@@ -314,246 +347,176 @@ def read_model(model: ModelSource) -> Model:
     """
     if isinstance(model, Model):
         return model
-    data, name = load_bytes(model)
-    try:
-        return _parse(data, name)
-    except EdgeTPUError:  # InvalidModelError, SchemaUnavailableError: already say what is wrong
-        raise
-    except Exception as e:  # flatbuffers reports corruption as IndexError/struct.error/...
-        raise InvalidModelError(
-            f"{name}: truncated or corrupt TFLite flatbuffer ({len(data)} bytes): expected a complete "
-            f'model with identifier "TFL3", reading it failed with {type(e).__name__}: {e}'
-        ) from None
+    data, name = load_bytes(model, name)
+    return _parse(data, name)
 
 
-class _Guard:
-    """Checks vector lengths and indices against the file so corruption fails fast."""
-
-    def __init__(self, name: str, size: int):
-        self.name = name
-        self.size = size
-
-    def length(self, n: int, what: str, item_bytes: int = 4) -> int:
-        if n < 0 or n * item_bytes > self.size:
-            raise InvalidModelError(
-                f"{self.name}: corrupt TFLite flatbuffer: {what} claims {n} entries in a {self.size}-byte file"
-            )
-        return n
-
-    def index(self, i: int, n: int, what: str) -> int:
-        if not 0 <= i < n:
-            raise InvalidModelError(f"{self.name}: corrupt TFLite flatbuffer: {what} index {i} out of range 0..{n - 1}")
-        return i
+def _read_buffers(root: Table, r: Reader) -> tuple[tuple[int, int], ...]:
+    """``(start, size)`` of every buffer's data in the file; (0, 0) for an empty buffer."""
+    spans: list[tuple[int, int]] = []
+    for i, b in enumerate(root.tables(_MODEL["Buffers"], "buffers")):
+        offset = b.scalar(_BUFFER["Offset"], "Q", 0)
+        if offset > 1:  # models over 2 GB keep buffer data after the flatbuffer, addressed by offset
+            size = b.scalar(_BUFFER["Size"], "Q", 0)
+            r.check_span(offset, size, f"data of buffer {i}")
+            spans.append((offset, size))
+            continue
+        vec = b.vector(_BUFFER["Data"], 1, f"data of buffer {i}")
+        spans.append((0, 0) if vec is None else vec)
+    return tuple(spans)
 
 
-def _vec(obj, name: str, guard: _Guard, item_bytes: int = 4) -> Tuple:
-    """Read an int/float vector field via its *AsNumpy accessor."""
-    if getattr(obj, name + "IsNone")():
-        return ()
-    n = guard.length(getattr(obj, name + "Length")(), name, item_bytes)
-    if n == 0:
-        return ()
-    arr = getattr(obj, name + "AsNumpy")()
-    if not isinstance(arr, np.ndarray) or arr.size != n:
-        raise InvalidModelError(f"{guard.name}: corrupt TFLite flatbuffer: vector {name} unreadable")
-    return tuple(arr.tolist())
+def _read_op_codes(root: Table) -> list[tuple[str, int, int, str | None]]:
+    """``(op name, builtin code, version, custom code)`` per operator code."""
+    codes = []
+    for i, oc in enumerate(root.tables(_MODEL["OperatorCodes"], "operator_codes")):
+        code = max(oc.scalar(_OPCODE["BuiltinCode"], "i", 0), oc.scalar(_OPCODE["DeprecatedBuiltinCode"], "b", 0))
+        custom = oc.string(_OPCODE["CustomCode"], f"custom code of operator code {i}")
+        version = oc.scalar(_OPCODE["Version"], "i", 1)
+        if code == _CUSTOM:
+            codes.append((custom or "CUSTOM", code, version, custom))
+        else:
+            codes.append((builtin_op_name(code), code, version, None))
+    return codes
 
 
-def _str(b) -> str:
-    if b is None:
-        return ""
-    if isinstance(b, bytes):
-        return b.decode("utf-8", "replace")
-    return str(b)
-
-
-def _options_dict(opt) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for k, v in vars(opt).items():
-        if isinstance(v, np.ndarray):
-            v = v.tolist()
-        elif isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        elif not isinstance(v, (int, float, bool, str, list, tuple, type(None))):
-            continue  # nested tables: not needed for the checks
-        out[k] = v
+def _read_options(table: Table | None, layout) -> dict[str, Any]:
+    if table is None or layout is None:
+        return {}
+    name, fields = layout
+    out: dict[str, Any] = {}
+    for fname, kind, slot, default in fields:
+        if kind[0] == "[":  # a vector: None when absent, as the schema's object API gives it
+            vec = table.numbers(slot, kind[1], f"{name}.{fname}") if table.has(slot) else None
+            out[fname] = None if vec is None else list(vec)
+        else:
+            out[fname] = table.scalar(slot, kind, default)
     return out
 
 
-def _parse(data: bytes, name: str) -> Model:
-    s = _schema()
-    g = _Guard(name, len(data))
-    root = s.Model.GetRootAs(data, 0)
-    version = root.Version()
+def _operator_options(o: Table) -> tuple[str | None, dict[str, Any]]:
+    """``(options table name, options dict)`` of an operator (either options union)."""
+    for type_slot, value_slot, layouts in (
+        (_OPERATOR["BuiltinOptionsType"], _OPERATOR["BuiltinOptions"], schema.BUILTIN_OPTIONS),
+        (_OPERATOR["BuiltinOptions2Type"], _OPERATOR["BuiltinOptions2"], schema.BUILTIN_OPTIONS2),
+    ):
+        kind = o.scalar(type_slot, "B", 0)
+        if kind:
+            layout = layouts.get(kind)
+            table = o.table(value_slot, "builtin options")
+            return (layout[0] if layout else f"options_{kind}"), _read_options(table, layout)
+    return None, {}
 
-    # Buffers: only offsets and sizes (no copies).
-    n_buf = g.length(root.BuffersLength(), "buffers")
-    spans: List[Tuple[int, int]] = []
-    for i in range(n_buf):
-        b = root.Buffers(i)
-        off = b.Offset()
-        if off > 1:  # large models (>2 GB) keep data outside the flatbuffer
-            size = b.Size()
-            if off + size > len(data):
-                raise InvalidModelError(
-                    f"{name}: truncated TFLite model: buffer {i} points at bytes {off}..{off + size} "
-                    f"of a {len(data)}-byte file"
-                )
-            spans.append((off, size))
-            continue
-        n = b.DataLength()
-        if n == 0:
-            spans.append((0, 0))
-            continue
-        # Vector start = position of the vector field in the table.
-        o = b._tab.Offset(4)
-        start = b._tab.Vector(o)
-        if start + n > len(data):
-            raise InvalidModelError(
-                f"{name}: truncated TFLite model: buffer {i} needs bytes {start}..{start + n} of a {len(data)}-byte file"
-            )
-        spans.append((start, n))
 
-    # Operator codes.
-    n_codes = g.length(root.OperatorCodesLength(), "operator_codes")
-    op_codes: List[Tuple[str, int, int, Optional[str]]] = []
-    for i in range(n_codes):
-        oc = root.OperatorCodes(i)
-        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
-        custom = oc.CustomCode()
-        custom_s = _str(custom) if custom is not None else None
-        if code == s.BuiltinOperator.CUSTOM:
-            opname = custom_s or "CUSTOM"
-        else:
-            opname = builtin_op_name(code)
-            custom_s = None
-        op_codes.append((opname, code, int(oc.Version()), custom_s))
+class _Context:
+    """What reading one subgraph needs from the rest of the model."""
 
-    opt_names = _names("BuiltinOptions")
-    opt2_names = _names("BuiltinOptions2")
+    def __init__(self, reader: Reader, spans, op_codes):
+        self.reader = reader
+        self.spans = spans
+        self.op_codes = op_codes
 
-    # Subgraphs.
-    n_sg = g.length(root.SubgraphsLength(), "subgraphs")
-    if n_sg == 0:
-        raise InvalidModelError(f"{name}: TFLite model has no subgraph")
-    subgraphs: List[Subgraph] = []
-    for si in range(n_sg):
-        sg = root.Subgraphs(si)
-        n_t = g.length(sg.TensorsLength(), "tensors")
-        tensors: List[Tensor] = []
-        for ti in range(n_t):
-            t = sg.Tensors(ti)
-            buf = int(t.Buffer())
-            if buf:
-                g.index(buf, max(n_buf, 1), f"tensor {ti} buffer")
-            q = t.Quantization()
-            scale: Tuple = ()
-            zp: Tuple = ()
-            qdim = 0
-            if q is not None:
-                scale = _vec(q, "Scale", g)
-                zp = _vec(q, "ZeroPoint", g, 8)
-                qdim = int(q.QuantizedDimension())
-            sig = _vec(t, "ShapeSignature", g)
-            size = spans[buf][1] if 0 < buf < len(spans) else 0
-            tensors.append(
-                Tensor(
-                    index=ti,
-                    name=_str(t.Name()),
-                    dtype=dtype_name(t.Type()),
-                    shape=tuple(int(d) for d in _vec(t, "Shape", g)),
-                    shape_signature=tuple(int(d) for d in sig) if sig else None,
-                    scale=tuple(float(x) for x in scale),
-                    zero_point=tuple(int(x) for x in zp),
-                    quantized_dimension=qdim,
-                    buffer=buf,
-                    is_constant=size > 0,
-                    buffer_bytes=size,
-                    is_variable=bool(t.IsVariable()),
-                )
-            )
-        n_ops = g.length(sg.OperatorsLength(), "operators")
-        ops: List[Operator] = []
-        for oi in range(n_ops):
-            o = sg.Operators(oi)
-            ci = g.index(int(o.OpcodeIndex()), n_codes, f"operator {oi} opcode")
-            opname, code, ver, custom = op_codes[ci]
-            ins = tuple(int(x) for x in _vec(o, "Inputs", g))
-            outs = tuple(int(x) for x in _vec(o, "Outputs", g))
-            for x in ins + outs:
-                if x != -1:  # -1 marks an omitted optional input
-                    g.index(x, n_t, f"operator {oi} tensor")
-            options: Dict[str, Any] = {}
-            otype = None
-            bt = int(o.BuiltinOptionsType())
-            if bt:
-                otype = opt_names.get(bt)
-                table = o.BuiltinOptions()
-                if table is not None:
-                    obj = s.BuiltinOptionsCreator(bt, table)
-                    if obj is not None:
-                        options = _options_dict(obj)
-            else:
-                bt2 = int(o.BuiltinOptions2Type()) if hasattr(o, "BuiltinOptions2Type") else 0
-                if bt2:
-                    otype = opt2_names.get(bt2)
-                    table = o.BuiltinOptions2()
-                    if table is not None:
-                        obj = s.BuiltinOptions2Creator(bt2, table)
-                        if obj is not None:
-                            options = _options_dict(obj)
-            ops.append(
-                Operator(
-                    index=oi,
-                    op=opname,
-                    builtin_code=code,
-                    custom_code=custom,
-                    version=ver,
-                    inputs=ins,
-                    outputs=outs,
-                    options=options,
-                    options_type=otype,
-                )
-            )
-        sg_in = tuple(int(x) for x in _vec(sg, "Inputs", g))
-        sg_out = tuple(int(x) for x in _vec(sg, "Outputs", g))
-        for x in sg_in + sg_out:
-            g.index(x, n_t, f"subgraph {si} input/output tensor")
-        subgraphs.append(
-            Subgraph(
-                index=si,
-                name=_str(sg.Name()),
-                tensors=tuple(tensors),
-                operators=tuple(ops),
-                inputs=sg_in,
-                outputs=sg_out,
-            )
-        )
+    def index(self, i: int, n: int, what: str) -> int:
+        if not 0 <= i < n:
+            self.reader.fail(f"{what} index {i} out of range 0..{n - 1}")
+        return i
 
-    # Metadata.
-    metadata: Dict[str, bytes] = {}
-    n_md = g.length(root.MetadataLength(), "metadata")
-    for i in range(n_md):
-        md = root.Metadata(i)
-        bi = int(md.Buffer())
-        if 0 <= bi < len(spans):
-            start, size = spans[bi]
-            metadata[_str(md.Name())] = bytes(data[start : start + size])
 
-    return Model(
-        source=name,
-        size_bytes=len(data),
-        schema_version=int(version),
-        description=_str(root.Description()),
-        subgraphs=tuple(subgraphs),
-        metadata=metadata,
-        op_codes=tuple((n, v) for n, _, v, _ in op_codes),
-        _data=data,
-        _buffer_spans=tuple(spans),
+def _read_tensor(t: Table, ti: int, ctx: _Context) -> Tensor:
+    buf = t.scalar(_TENSOR["Buffer"], "I", 0)
+    if buf:
+        ctx.index(buf, len(ctx.spans), f"tensor {ti} buffer")
+    scale: tuple = ()
+    zp: tuple = ()
+    qdim = 0
+    q = t.table(_TENSOR["Quantization"], f"quantization of tensor {ti}")
+    if q is not None:
+        scale = q.numbers(_QUANT["Scale"], "f", f"scales of tensor {ti}")
+        zp = q.numbers(_QUANT["ZeroPoint"], "q", f"zero points of tensor {ti}")
+        qdim = q.scalar(_QUANT["QuantizedDimension"], "i", 0)
+    sig = t.numbers(_TENSOR["ShapeSignature"], "i", f"shape signature of tensor {ti}")
+    size = ctx.spans[buf][1] if buf else 0
+    return Tensor(
+        index=ti,
+        name=t.string(_TENSOR["Name"], f"name of tensor {ti}") or "",
+        dtype=dtype_name(t.scalar(_TENSOR["Type"], "b", 0)),
+        shape=t.numbers(_TENSOR["Shape"], "i", f"shape of tensor {ti}"),
+        shape_signature=sig or None,
+        scale=scale,
+        zero_point=zp,
+        quantized_dimension=qdim,
+        buffer=buf,
+        is_constant=size > 0,
+        buffer_bytes=size,
+        is_variable=bool(t.scalar(_TENSOR["IsVariable"], "?", False)),
+        sparse=t.has(_TENSOR["Sparsity"]),
     )
 
 
-def is_compiled(model: ModelSource, name: Optional[str] = None) -> bool:
+def _read_operator(o: Table, oi: int, n_tensors: int, ctx: _Context) -> Operator:
+    ci = ctx.index(o.scalar(_OPERATOR["OpcodeIndex"], "I", 0), len(ctx.op_codes), f"operator {oi} opcode")
+    opname, code, version, custom = ctx.op_codes[ci]
+    lists = []
+    for key in ("Inputs", "Outputs", "Intermediates"):
+        idx = o.numbers(_OPERATOR[key], "i", f"{key.lower()} of operator {oi}")
+        for x in idx:
+            if x != -1:  # -1 marks an omitted optional tensor
+                ctx.index(x, n_tensors, f"operator {oi} ({opname}) {key.lower()[:-1]} tensor")
+        lists.append(idx)
+    options_type, options = _operator_options(o)
+    return Operator(index=oi, op=opname, builtin_code=code, custom_code=custom, version=version,
+                    inputs=lists[0], outputs=lists[1], options=options, options_type=options_type,
+                    intermediates=lists[2])
+
+
+def _read_subgraph(sg: Table, si: int, ctx: _Context) -> Subgraph:
+    tensors = tuple(_read_tensor(t, ti, ctx) for ti, t in enumerate(sg.tables(_SUBGRAPH["Tensors"], "tensors")))
+    n = len(tensors)
+    ops = tuple(_read_operator(o, oi, n, ctx) for oi, o in enumerate(sg.tables(_SUBGRAPH["Operators"], "operators")))
+    io = []
+    for key in ("Inputs", "Outputs"):
+        idx = sg.numbers(_SUBGRAPH[key], "i", f"subgraph {si} {key.lower()}")
+        for x in idx:
+            ctx.index(x, n, f"subgraph {si} {key.lower()[:-1]} tensor")
+        io.append(idx)
+    return Subgraph(index=si, name=sg.string(_SUBGRAPH["Name"], f"name of subgraph {si}") or "",
+                    tensors=tensors, operators=ops, inputs=io[0], outputs=io[1])
+
+
+def _read_metadata(root: Table, spans, data: bytes) -> dict[str, bytes]:
+    metadata: dict[str, bytes] = {}
+    for i, md in enumerate(root.tables(_MODEL["Metadata"], "metadata")):
+        bi = md.scalar(_METADATA["Buffer"], "I", 0)
+        if bi < len(spans):
+            start, size = spans[bi]
+            metadata[md.string(_METADATA["Name"], f"name of metadata {i}") or ""] = bytes(data[start : start + size])
+    return metadata
+
+
+def _parse(data: bytes, name: str) -> Model:
+    r = Reader(data, name)
+    root = r.root()
+    spans = _read_buffers(root, r)
+    op_codes = _read_op_codes(root)
+    ctx = _Context(r, spans, op_codes)
+    tables = root.tables(_MODEL["Subgraphs"], "subgraphs")
+    subgraphs = tuple(_read_subgraph(sg, si, ctx) for si, sg in enumerate(tables))
+    if not subgraphs:
+        raise InvalidModelError(f"{name}: TFLite model has no subgraph")
+    return Model(
+        source=name,
+        size_bytes=len(data),
+        schema_version=root.scalar(_MODEL["Version"], "I", 0),
+        description=root.string(_MODEL["Description"], "description") or "",
+        subgraphs=subgraphs,
+        metadata=_read_metadata(root, spans, data),
+        op_codes=tuple((n, v) for n, _, v, _ in op_codes),
+        _data=data,
+        _buffer_spans=spans,
+    )
+
+
+def is_compiled(model: ModelSource, name: str | None = None) -> bool:
     """True when the model holds ``edgetpu-custom-op`` (compiled by ``edgetpu_compiler``).
 
     Reads only the operator-code table, so it is cheap even for large models.
@@ -565,24 +528,4 @@ def is_compiled(model: ModelSource, name: Optional[str] = None) -> bool:
     if isinstance(model, Model):
         return model.has_edgetpu_custom_op
     data, name = load_bytes(model, name)
-    try:
-        schema = _schema()
-    except SchemaUnavailableError:
-        # A board with tflite_runtime alone can still run models: without the schema,
-        # look for the custom-op code string itself (the compiler writes it verbatim).
-        return EDGETPU_CUSTOM_OP.encode() in data
-    try:
-        root = schema.Model.GetRootAs(data, 0)
-        n = _Guard(name, len(data)).length(root.OperatorCodesLength(), "operator_codes")
-        for i in range(n):
-            code = root.OperatorCodes(i).CustomCode()
-            if code is not None and _str(code) == EDGETPU_CUSTOM_OP:
-                return True
-        return False
-    except EdgeTPUError:  # InvalidModelError, SchemaUnavailableError: already say what is wrong
-        raise
-    except Exception as e:
-        raise InvalidModelError(
-            f"{name}: truncated or corrupt TFLite flatbuffer ({len(data)} bytes): reading it failed with "
-            f"{type(e).__name__}: {e}"
-        ) from None
+    return any(custom == EDGETPU_CUSTOM_OP for _, _, _, custom in _read_op_codes(Reader(data, name).root()))

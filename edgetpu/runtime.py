@@ -23,6 +23,7 @@ import numpy as np
 from edgetpu.backend import InterpreterBackend, interpreter_backend
 from edgetpu.errors import EdgeTPUError, InputError, InvalidModelError
 from edgetpu.model import load_bytes
+from edgetpu.validation import validate
 
 __all__ = [
     "Class",
@@ -222,6 +223,7 @@ def make_interpreter(
         data, delegates, note = _delegate.plan(data, path, device=device)
     if note:
         log.info(note)
+    validate(data, where)  # refuse a graph the interpreter would crash or fail half-way on (edgetpu.validate)
     interpreter = _build(be, data, delegates, num_threads, use_xnnpack, where)
     with contextlib.suppress(TypeError):  # an interpreter class without weak references: settings not recorded
         _INFO[interpreter] = InterpreterInfo(path, be.name, num_threads, bool(use_xnnpack), bool(delegates), device)
