@@ -23,8 +23,8 @@ __all__ = [
     "InterpreterCrashError",
     "InvalidDeviceError",
     "InvalidModelError",
-    "NoEdgeTPUError",
     "MalformedModelError",
+    "NoEdgeTPUError",
     "OutputError",
     "VersionError",
 ]
