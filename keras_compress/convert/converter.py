@@ -120,19 +120,23 @@ def _apply(converter, settings: dict):
 def _convert_direct(model, signature, settings: dict) -> bytes:
     import tensorflow as tf
 
-    fn = tf.function(functools.partial(model.__call__, training=False), input_signature=signature)
+    # autograph=False as in Keras's export (and no autograph sources written to the temp dir)
+    fn = tf.function(functools.partial(model.__call__, training=False), input_signature=signature, autograph=False)
     concrete = fn.get_concrete_function()
     holder = tf.Module()
     holder.captured_variables = list(concrete.variables)  # the converter saves them with the function
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
     converter.experimental_enable_resource_variables = True  # as Keras's LiteRT export sets it
-    return _apply(converter, settings).convert()
+    _apply(converter, settings)
+    with deferred_sigint():
+        return converter.convert()
 
 
 def _convert_via_export(model, signature, settings: dict) -> bytes:
     with tempfile.TemporaryDirectory(prefix="kc_convert_") as tmp:
         out = Path(tmp) / "model.tflite"
-        model.export(str(out), format="litert", input_signature=signature, verbose=False, **settings)
+        with deferred_sigint():  # saving the SavedModel, then the converter
+            model.export(str(out), format="litert", input_signature=signature, verbose=False, **settings)
         return out.read_bytes()
 
 
@@ -174,7 +178,10 @@ def _run_routes(model, signature, settings: dict, route: str | None) -> bytes:
 
 
 def convert_in_process(model, opts: ConversionOptions, samples, route: str | None = None) -> bytes:
-    """Convert in this process (Ctrl-C held until the converter returns); converter failures become ConversionError.
+    """Convert in this process; converter failures become ConversionError, Ctrl-C a KeyboardInterrupt.
+
+    Ctrl-C is held while TF's converter runs (see :mod:`keras_compress.convert.interrupts`)
+    and raised when it returns.
 
     ``route``: ``"direct"``, ``"export"`` or None (the direct route where
     :func:`direct_route_works`); the benchmark and the tests compare the two.
@@ -184,8 +191,7 @@ def convert_in_process(model, opts: ConversionOptions, samples, route: str | Non
         model, fused = with_fused_lstms(model, opts.batch_size)
     settings = converter_settings(model, opts, samples)
     try:
-        with deferred_sigint():
-            return _run_routes(model, input_signature(model, opts.batch_size), settings, route)
+        return _run_routes(model, input_signature(model, opts.batch_size), settings, route)
     except CompressError:
         raise
     except Exception as e:  # the converter raises many types (ConverterError, ValueError, RuntimeError)

@@ -43,7 +43,7 @@ def _destination(path) -> Path | None:
     parent = next((p for p in dest.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise ConversionError(f"{dest}: {parent} is a file, not a directory")
-    if dest.exists() and not os.access(dest, os.W_OK):
+    if dest.exists() and (not os.access(dest, os.W_OK) or not dest.stat().st_mode & 0o222):  # root ignores modes
         raise ConversionError(f"{dest}: exists and is read-only; refusing to replace it")
     return dest
 
