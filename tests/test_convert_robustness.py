@@ -251,3 +251,28 @@ def test_unrolled_gru_converts_to_full_int8(private_tmp):
     m = keras.Sequential([keras.Input((12, 5)), keras.layers.GRU(8, unroll=True), keras.layers.Dense(3)])
     blob = to_tflite(m, quantization="int8", representative_data=np.random.rand(16, 12, 5).astype("float32"), verbose=False)
     assert {t.dtype for t in read_model(blob).main.tensors} <= {"int8", "int32"}
+
+
+def test_isolation_refuses_layer_classes_defined_in_main(dense):
+    import keras
+
+    class Scale(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    Scale.__module__ = "__main__"  # as in a user's script: another process cannot import it
+    m = keras.Sequential([keras.Input((6,)), Scale(), keras.layers.Dense(2)], name="scripted")
+    with pytest.raises(ConversionError, match=r"Scale is defined in __main__.*isolate=False"):
+        to_tflite(m, quantization="int8", representative_data=_calib(), isolate=True, verbose=False)
+
+
+@pytest.mark.slow
+def test_isolated_converter_error_comes_back_as_the_same_error(tmp_path, private_tmp):
+    import keras
+    from convert_helpers import QRLayer
+
+    m = keras.Sequential([keras.Input((16,)), QRLayer()], name="qr_model")
+    out = tmp_path / "qr.tflite"
+    with pytest.raises(ConversionError, match=r"qr_model.*tf\.Qr"):
+        to_tflite(m, out, quantization="float32", isolate=True)
+    assert not out.exists()

@@ -50,6 +50,9 @@ def _destination(path) -> Path | None:
 
 def _samples(model, opts: ConversionOptions, data: Any):
     """Calibration samples for the calibrated modes (None when QAT ranges stand in for them)."""
+    if not getattr(model, "inputs", None):
+        raise ConversionError(f"model {getattr(model, 'name', model)!r} has no defined inputs: build it (call it once "
+                              "on data or use keras.Input) before converting")
     if not opts.mode.calibrated:
         return None
     if data is not None:
@@ -151,25 +154,25 @@ def to_tflite(
         >>> blob[4:8]
         b'TFL3'
     """
-    from edgetpu._io import (
-        atomic_write_bytes,  # TODO(lead): switch to edgetpu's public file helper when it lands
-    )
-
     opts = ConversionOptions.build(
         quantization=quantization, target=target, input_type=input_type, output_type=output_type,
         per_channel=per_channel, batch_size=batch_size, num_calibration_samples=num_calibration_samples,
         min_runtime=min_runtime, float_layers=float_layers, verbose=verbose,
     )
     dest = _destination(path)
-    if not getattr(model, "inputs", None):
-        raise ConversionError(f"model {getattr(model, 'name', model)!r} has no defined inputs: build it (call it once "
-                              "on data or use keras.Input) before converting")
     samples = _samples(model, opts, representative_data)
     data = _convert(model, opts, samples, isolate)
     _check_result(data, model, opts, calibrated=samples is not None)
     if dest is not None:
-        atomic_write_bytes(dest, data)
+        _write(dest, data)
     return data
+
+
+def _write(dest: Path, data: bytes) -> None:
+    # The one private import across the two packages here: switch it when edgetpu publishes its file helper.
+    from edgetpu._io import atomic_write_bytes
+
+    atomic_write_bytes(dest, data)
 
 
 def _report_edgetpu(data: bytes, name: str) -> None:

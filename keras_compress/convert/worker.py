@@ -22,12 +22,19 @@ def _load(folder: Path):
     import numpy as np
 
     from keras_compress.convert.options import ConversionOptions
+    from keras_compress.errors import ConversionError
 
     job = json.loads((folder / "job.json").read_text())
     for name in job["modules"]:
         importlib.import_module(name)  # registers the model's custom layer classes
-    # The file was written by the calling process a moment ago, so Lambda layers may be deserialized.
-    model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=False)
+    try:  # the file was written by the calling process a moment ago, so Lambda layers may be deserialized
+        model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=False)
+    except Exception as e:  # noqa: BLE001 - loading fails in many ways; all mean the same here
+        raise ConversionError(
+            f"the separate converter process could not load the model saved as .keras ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0]}); make it load with keras.saving.load_model, or pass isolate=False "
+            "to convert in the calling process at the risk of a crash"
+        ) from None
     samples = None
     if (folder / "calibration.npz").is_file():
         with np.load(folder / "calibration.npz") as npz:
