@@ -156,11 +156,15 @@ def _served(data: bytes) -> bool:
 def direct_route_works() -> bool:
     """Whether this TF/Keras pair converts a Keras model in memory (decided once per process)."""
     import keras
+    import tensorflow as tf
 
-    probe = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="kc_probe")
-    opts = ConversionOptions.build(quantization="float32")
+    # A named layer built without symbolic tensors: no automatic Keras name (dense_1, keras_tensor_1, ...)
+    # of the user's own layers and tensors changes because of the probe.
+    probe = keras.layers.Dense(2, name="kc_probe")
+    probe.build((None, 4))
+    settings = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
     try:
-        return _served(_convert_direct(probe, input_signature(probe, 1), converter_settings(probe, opts, None)))
+        return _served(_convert_direct(probe, [tf.TensorSpec((1, 4), tf.float32, name="kc_probe_input")], settings))
     except Exception as e:  # noqa: BLE001 - any failure means: use the export route
         log.debug("in-memory conversion unavailable (%s: %s); using Keras's LiteRT export", type(e).__name__, e)
         return False
