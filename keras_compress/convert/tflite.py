@@ -169,8 +169,11 @@ def to_tflite(
 
 
 def _write(dest: Path, data: bytes) -> None:
-    # The one private import across the two packages here: switch it when edgetpu publishes its file helper.
-    from edgetpu._io import atomic_write_bytes
+    # edgetpu's public writer: temp file + rename, umask-respecting.
+    try:
+        from edgetpu import atomic_write_bytes
+    except ImportError:  # an edgetpu from before that helper was public; TODO(lead): drop after the merge
+        from edgetpu._io import atomic_write_bytes
 
     atomic_write_bytes(dest, data)
 
