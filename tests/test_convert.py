@@ -176,7 +176,7 @@ def test_int8_refuses_a_result_with_float_ops(small_cnn, digits):
     """A QAT model with a layer left in float and no calibration data is not full integer: say so."""
     from keras_compress.quantization import quantize_model
 
-    dense = [l.name for l in small_cnn.layers if l.__class__.__name__ == "Dense"][0]
+    dense = next(l.name for l in small_cnn.layers if l.__class__.__name__ == "Dense")
     qat = quantize_model(small_cnn, float_layers=[dense])
     (x, _), _ = digits
     qat(x[:32], training=True)
@@ -185,3 +185,17 @@ def test_int8_refuses_a_result_with_float_ops(small_cnn, digits):
     # With calibration data the converter quantizes the float layer too.
     blob = to_tflite(qat, quantization="int8", representative_data=x[:64], verbose=False)
     assert blob[4:8] == b"TFL3"
+
+
+CONVERT_MODULES = ["options", "calibration", "layers", "recurrent", "runtime", "interrupts", "checks", "converter",
+                   "isolation", "tflite"]
+
+
+@pytest.mark.parametrize("name", CONVERT_MODULES)
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"keras_compress.convert.{name}")
+    failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert attempted > 0 and failed == 0

@@ -4,12 +4,29 @@ Accepts a numpy array ``(N, *input_shape)``, a list/tuple of arrays (one per
 model input), a ``tf.data.Dataset`` (batched or not; ``(x, y)`` pairs are fine,
 labels are dropped), or any iterable of such batches. Everything is checked
 against the model's inputs before the converter sees it, so a mismatch is
-reported as a shape, not as a converter crash halfway through.
+reported as a shape, not as a converter crash halfway through. Non-finite
+values (inf crashes TF's converter, NaN calibrates nonsense) are an error that
+names the sample; values of absurd magnitude (an int8 scale so large that the
+model's outputs collapse to zero) are a warning that gives the range found.
+Integer inputs (token ids of an ``Embedding``) keep an integer dtype.
+
+Example:
+    >>> import keras, numpy as np
+    >>> from keras_compress.convert.calibration import calibration_samples
+    >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> len(calibration_samples(m, np.zeros((5, 3)), 4))
+    4
+    >>> bad = np.zeros((5, 3)); bad[2, 1] = np.inf
+    >>> calibration_samples(m, bad, 4)
+    Traceback (most recent call last):
+    ...
+    keras_compress.errors.CalibrationDataError: representative_data: sample 2 ...
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,22 +34,42 @@ import numpy as np
 
 from keras_compress.errors import CalibrationDataError
 
-__all__ = ["calibration_samples", "representative_dataset"]
+__all__ = ["ABSURD_MAGNITUDE", "calibration_samples", "representative_dataset"]
+
+#: Calibration values beyond this magnitude get a warning: an int8 scale of
+#: (range / 255) this large rounds every real activation to zero.
+ABSURD_MAGNITUDE = 1e6
 
 
-def _input_specs(model) -> list[tuple[tuple, str]]:
-    """(shape without batch, name) of each model input."""
-    specs = []
-    for t in model.inputs:
-        specs.append((tuple(t.shape[1:]), getattr(t, "name", "input")))
-    return specs
+def is_integer_dtype(dtype) -> bool:
+    """True for an integer (not bool) dtype, given as numpy/TF dtype or name."""
+    try:
+        return np.issubdtype(np.dtype(str(getattr(dtype, "name", dtype))), np.integer)
+    except TypeError:
+        return False
+
+
+def _input_specs(model) -> list[tuple[tuple, str, bool]]:
+    """(shape without batch, name, is_integer) of each model input."""
+    return [(tuple(t.shape[1:]), getattr(t, "name", "input"), is_integer_dtype(t.dtype)) for t in model.inputs]
+
+
+def _as_input_dtype(a: np.ndarray, name: str, integer: bool, where: str) -> np.ndarray:
+    """float32 for float inputs; int32 for integer inputs (refusing non-integral values)."""
+    if not integer:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a) & (a == np.round(a))):
+        raise CalibrationDataError(
+            f"{where}: input {name!r} is an integer input (e.g. token ids); the calibration data has non-integral values"
+        )
+    return a.astype(np.int32)
 
 
 def _check_batch(arrays: list[np.ndarray], specs, where: str) -> list[np.ndarray]:
     if len(arrays) != len(specs):
         raise CalibrationDataError(f"{where}: the model has {len(specs)} input(s), the calibration data gives {len(arrays)}")
     out = []
-    for a, (shape, name) in zip(arrays, specs):
+    for a, (shape, name, integer) in zip(arrays, specs):
         a = np.asarray(a)
         if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
             raise CalibrationDataError(f"{where}: input {name!r} expects numeric data, got dtype {a.dtype}")
@@ -42,8 +79,39 @@ def _check_batch(arrays: list[np.ndarray], specs, where: str) -> list[np.ndarray
         if not ok:
             expected = "(N, " + ", ".join("?" if s is None else str(s) for s in shape) + ")"
             raise CalibrationDataError(f"{where}: input {name!r} expects shape {expected}, received {tuple(a.shape)}")
-        out.append(a.astype(np.float32))
+        out.append(_as_input_dtype(a, name, integer, where))
     return out
+
+
+def _first_non_finite(arrays: list[np.ndarray], specs, first_index: int) -> None:
+    """Raise naming the first sample (counted over all batches) with inf or NaN."""
+    for a, (_, name, _) in zip(arrays, specs):
+        if not np.issubdtype(a.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            j = int(np.argmax(bad))
+            kinds = " and ".join(k for k, f in (("inf", np.isinf), ("NaN", np.isnan)) if f(a[j]).any())
+            raise CalibrationDataError(
+                f"representative_data: sample {first_index + j} (input {name!r}) contains {kinds}; calibration needs "
+                "finite values (inf crashes TFLite's converter, NaN calibrates nonsense): drop or clean that sample"
+            )
+
+
+def _warn_absurd_range(samples: list[list[np.ndarray]], specs) -> None:
+    for i, (_, name, integer) in enumerate(specs):
+        if integer:
+            continue
+        lo = min(float(s[i].min()) for s in samples)
+        hi = max(float(s[i].max()) for s in samples)
+        if max(abs(lo), abs(hi)) > ABSURD_MAGNITUDE:
+            warnings.warn(
+                f"representative_data: input {name!r} ranges over [{lo:.3g}, {hi:.3g}]; an int8 scale of "
+                f"{(hi - lo) / 255:.3g} per step rounds typical activations to zero, so the converted model's outputs "
+                "may all be zero. Give data scaled as in training.",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 def _batches(data: Any) -> Iterator[list[np.ndarray]]:
@@ -79,7 +147,11 @@ def _batches(data: Any) -> Iterator[list[np.ndarray]]:
 def calibration_samples(model, data: Any, num_samples: int) -> list[list[np.ndarray]]:
     """Check ``data`` against ``model`` and cut it into at most ``num_samples`` single samples.
 
-    Returns a list of samples, each a list of float32 arrays of batch 1.
+    Returns a list of samples, each a list of arrays of batch 1 (float32, or
+    int32 for integer inputs).
+
+    Raises:
+        CalibrationDataError: wrong count, shape or dtype; inf or NaN (naming the sample).
     """
     if num_samples < 1:
         raise CalibrationDataError(f"num_calibration_samples must be >= 1, got {num_samples}")
@@ -87,13 +159,14 @@ def calibration_samples(model, data: Any, num_samples: int) -> list[list[np.ndar
     samples: list[list[np.ndarray]] = []
     for i, batch in enumerate(_batches(data)):
         arrays = _check_batch(batch, specs, f"representative_data (batch {i})")
-        n = len(arrays[0])
-        for j in range(n):
-            samples.append([a[j : j + 1] for a in arrays])
-            if len(samples) >= num_samples:
-                return samples
+        arrays = [a[: num_samples - len(samples)] for a in arrays]
+        _first_non_finite(arrays, specs, len(samples))
+        samples.extend([a[j : j + 1] for a in arrays] for j in range(len(arrays[0])))
+        if len(samples) >= num_samples:
+            break
     if not samples:
         raise CalibrationDataError("representative_data: no samples found (empty array or dataset)")
+    _warn_absurd_range(samples, specs)
     return samples
 
 

@@ -61,5 +61,5 @@ def compare(keras_model, tflite: bytes | str | os.PathLike, x: Any, *, num_threa
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
         "mean_abs_error": float(diff.mean()) if diff.size else 0.0,
         "sqnr_db": sqnr_db(ref, out),
-        "n": int(len(x)),
+        "n": len(x),
     }
