@@ -20,52 +20,37 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from keras_compress.convert.options import parse_runtime
 from keras_compress.errors import ConversionError
 
-__all__ = ["OpTooNew", "check_min_runtime", "dense_per_channel_allowed", "first_release", "ops_too_new"]
+__all__ = ["check_min_runtime", "dense_per_channel_allowed", "first_release", "ops_too_new"]
 
 
 def first_release(op: str, version: int) -> str | None:
-    """First TF release whose TF Lite runtime runs ``op`` at ``version``.
+    """First TF release whose TF Lite runtime runs ``op`` at ``version`` (``edgetpu.runtime_versions``).
 
     ``">X"`` when the version is newer than the table's last entry (X), None
-    when the op is not in the table. This is the one place that reads the op
-    version table (``edgetpu.compat.first_release``, from TensorFlow's
-    runtime_version.cc); switch it here when ``edgetpu`` publishes a
-    runtime-version check.
+    when the op is not in the table.
     """
-    from edgetpu.compat import first_release as table_first_release
+    from edgetpu.runtime_versions import first_release as table_first_release
 
     return table_first_release(op, version)
 
 
-class OpTooNew(NamedTuple):
-    """An operator whose version needs a newer TF Lite runtime than the one asked for."""
+def ops_too_new(model, runtime: str) -> list:
+    """Every operator of ``model`` (path, bytes or parsed) that ``runtime`` cannot run, in order.
 
-    index: int
-    op: str
-    version: int
-    first_release: str
+    Items have ``index``, ``op``, ``version`` and ``first_release`` (:class:`edgetpu.runtime_versions.OpRuntime`).
+    """
+    import edgetpu
+
+    return edgetpu.ops_newer_than(model, runtime)
 
 
 def _newer(release: str, runtime: str) -> bool:
-    if release.startswith(">"):
-        return True
-    return parse_runtime(release) > parse_runtime(runtime)
+    from edgetpu.runtime_versions import newer_than
 
-
-def ops_too_new(model, runtime: str) -> list[OpTooNew]:
-    """Every operator of a parsed model (``edgetpu.read_model``) that ``runtime`` cannot run, in order."""
-    out = []
-    for sg in model.subgraphs:
-        for op in sg.operators:
-            rel = None if op.is_custom else first_release(op.op, op.version)
-            if rel is not None and _newer(rel, runtime):
-                out.append(OpTooNew(op.index, op.op, op.version, rel))
-    return out
+    return newer_than(release, runtime)
 
 
 def dense_per_channel_allowed(mode: str, runtime: str | None) -> bool:

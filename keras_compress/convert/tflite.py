@@ -170,10 +170,7 @@ def to_tflite(
 
 def _write(dest: Path, data: bytes) -> None:
     # edgetpu's public writer: temp file + rename, umask-respecting.
-    try:
-        from edgetpu import atomic_write_bytes
-    except ImportError:  # an edgetpu from before that helper was public; TODO(lead): drop after the merge
-        from edgetpu._io import atomic_write_bytes
+    from edgetpu import atomic_write_bytes
 
     atomic_write_bytes(dest, data)
 
@@ -191,7 +188,7 @@ def _report_edgetpu(data: bytes, name: str) -> None:
     if result.cut_index is not None:
         op = result.ops[result.cut_index]
         log.warning(
-            "%s: op %d (%s) will not run on the Edge TPU: %s. It and everything after it run on the CPU "
+            "%s: op %d (%s) will not run on the Edge TPU: %s. It and the ops that depend on it run on the CPU "
             "(%.0f%% of ops mapped).",
             name, op.index, op.op, op.reason, 100 * result.fraction_mapped,
         )
