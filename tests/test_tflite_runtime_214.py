@@ -73,6 +73,8 @@ def board_models(tmp_path_factory, small_cnn, small_tflite, digits):
         "uint8_io": to_tflite(small_cnn, quantization="int8", representative_data=x_train[:64], input_type="uint8",
                               output_type="uint8", verbose=False),
         "float16": small_tflite["float16"],
+        # TF 2.21's default dynamic range writes FULLY_CONNECTED v12 (TF Lite 2.17+); min_runtime="2.14" avoids it.
+        "dynamic_2_14": to_tflite(small_cnn, quantization="dynamic", min_runtime="2.14", verbose=False),
     }
     paths = {}
     for name, blob in blobs.items():
@@ -101,7 +103,7 @@ def test_tflite_runtime_2_14_gives_the_same_top1_as_ai_edge_litert(tflite_runtim
         agree = _assert_same_top1_where_clear(name, raw, ref)
         assert agree >= 0.99, f"{name}: top-1 agreement {agree:.4f}"
         assert np.mean(raw.argmax(-1) == y) > 0.85, f"{name}: accuracy {np.mean(raw.argmax(-1) == y):.3f}"
-        assert res["input_dtype"] == {"int8": "int8", "uint8_io": "uint8", "float16": "float32"}[name]
+        assert res["input_dtype"] == {"int8": "int8", "uint8_io": "uint8"}.get(name, "float32")
         b = res["bench"]
         assert (b["runs"], b["num_threads"], b["xnnpack"], b["backend"]) == (5, 1, True, "tflite_runtime")
         assert b["median_ms"] > 0 and res["info_backend"] == "tflite_runtime"
@@ -115,8 +117,12 @@ def _assert_same_top1_where_clear(name: str, raw: np.ndarray, ref: np.ndarray) -
         assert diff.max() <= 1, f"{name}: outputs differ by {diff.max()} quantization steps"
         tol = 1.0
     else:
-        np.testing.assert_allclose(raw, ref, rtol=1e-4, atol=1e-4, err_msg=name)
-        tol = 2e-4 * max(1.0, float(np.abs(ref).max()))
+        # Dynamic range quantizes activations at run time: the two runtimes' hybrid kernels differ by ~1e-3
+        # (measured: 15 of 3,000 logits off by up to 0.0013); float16 outputs agree to 1e-4.
+        rel = 1e-3 if name.startswith("dynamic") else 1e-4
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(raw, ref, rtol=rel, atol=rel * scale, err_msg=name)
+        tol = 2 * rel * scale
     top2 = np.sort(ref.astype(np.float64), axis=-1)[:, -2:]
     clear = (top2[:, 1] - top2[:, 0]) > 2 * tol
     assert clear.mean() > 0.95, f"{name}: only {clear.mean():.3f} of the images have a clear top-1"
@@ -135,3 +141,43 @@ def test_edgetpu_cli_bench_and_run_in_tflite_runtime_2_14(tflite_runtime_venv, b
     r = tflite_runtime_venv(CLI_SCRIPT, "run", str(paths["uint8_io"]), "--input", str(x_path), "--top-k", "1")
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(r.stdout.strip().splitlines()) == N_IMAGES
+
+
+CHECK_SCRIPT = r"""
+import json, sys
+for name in ("ai_edge_litert", "tensorflow", "keras_compress"):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+    else:
+        raise SystemExit(f"{name} is importable in the tflite-runtime venv; the test would prove nothing")
+import edgetpu
+out = {}
+for path in sys.argv[1:]:
+    r = edgetpu.check(path, runtime="2.14")
+    out[path] = {"exit_code": r.exit_code, "conflicts": [(c.op, c.version, c.first_release) for c in r.runtime_conflicts],
+                 "fraction_mapped": r.fraction_mapped}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_edgetpu_check_runs_in_tflite_runtime_2_14_and_flags_what_it_cannot_load(tflite_runtime_venv, board_models,
+                                                                                 small_cnn, tmp_path):
+    """`check` needs neither ai_edge_litert nor TensorFlow, and its runtime guard agrees with the real 2.14 runtime:
+    the default dynamic model (FULLY_CONNECTED v12) is flagged and refused by tflite-runtime 2.14, the
+    min_runtime="2.14" one is not flagged and runs (previous test)."""
+    from keras_compress.convert import to_tflite
+
+    paths, _, _ = board_models
+    default_dynamic = tmp_path / "small_dynamic_default.tflite"
+    default_dynamic.write_bytes(to_tflite(small_cnn, quantization="dynamic", verbose=False))
+    r = tflite_runtime_venv(CHECK_SCRIPT, str(paths["int8"]), str(paths["dynamic_2_14"]), str(default_dynamic))
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.split("RESULT ", 1)[1])
+    assert got[str(paths["int8"])]["conflicts"] == [] and got[str(paths["int8"])]["fraction_mapped"] == 1.0
+    assert got[str(paths["dynamic_2_14"])]["conflicts"] == []
+    assert ["FULLY_CONNECTED", 12, "2.17.0"] in got[str(default_dynamic)]["conflicts"]
+    assert got[str(default_dynamic)]["exit_code"] == 4
+    load = tflite_runtime_venv("import sys, edgetpu; edgetpu.make_interpreter(sys.argv[1])", str(default_dynamic))
+    assert load.returncode != 0 and "FULLY_CONNECTED" in load.stderr and "12" in load.stderr, load.stderr[-2000:]
