@@ -490,8 +490,7 @@ def test_cli_runtime_2_14_flags_fully_connected_v12_of_a_dynamic_range_model(dyn
 
 
 def test_cli_help_documents_the_exit_codes(capsys):
-    with pytest.raises(SystemExit):
-        cli_main(["check", "--help"])
+    assert cli_main(["check", "--help"]) == 0  # main() returns argparse's status instead of raising SystemExit
     out = " ".join(capsys.readouterr().out.split())
     for code, meaning in ((0, "every op maps"), (1, "some ops map"), (2, "bad input"), (3, "nothing maps"),
                           (4, "with --runtime: some op needs a newer TF Lite runtime")):
