@@ -30,8 +30,34 @@ __all__ = [
 ]
 
 
+def _rebuild(cls, args, kwargs, state):
+    err = cls(*args, **kwargs)
+    err.__dict__.update(state)
+    return err
+
+
 class EdgeTPUError(Exception):
-    """Base class of every error raised by `edgetpu`."""
+    """Base class of every error raised by `edgetpu`.
+
+    Errors pickle with their constructor fields (they cross process boundaries:
+    ``edgetpu run`` invokes untrusted models in a child process).
+
+        >>> import pickle
+        >>> e = MalformedModelError("m.tflite", "op #1 CONV_2D", "a stride >= 1", "0")
+        >>> e2 = pickle.loads(pickle.dumps(e))
+        >>> type(e2).__name__, e2.where, str(e2) == str(e)
+        ('MalformedModelError', 'op #1 CONV_2D', True)
+    """
+
+    def __new__(cls, *args, **kwargs):
+        err = super().__new__(cls, *args)
+        err._ctor = (args, kwargs)
+        return err
+
+    def __reduce__(self):
+        args, kwargs = getattr(self, "_ctor", (self.args, {}))
+        state = {k: v for k, v in self.__dict__.items() if k != "_ctor"}
+        return (_rebuild, (type(self), args, kwargs, state))
 
 
 class InvalidModelError(EdgeTPUError, ValueError):
