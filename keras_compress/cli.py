@@ -27,9 +27,6 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-#: Commands that import TensorFlow.
-_TF_COMMANDS = ("demo", "convert", "run")
-
 
 class _Interrupts:
     """Ctrl-C handling: remember it even when a C++ destructor swallows the KeyboardInterrupt."""
@@ -98,6 +95,7 @@ def _progress(args: argparse.Namespace):
 def _cmd_demo(args: argparse.Namespace) -> int:
     from keras_compress.demo import run_demo
 
+    _import_tensorflow_quietly(args.verbose)
     run_demo(args.out, epochs=args.epochs, seed=args.seed, progress=_progress(args))
     return 0
 
@@ -143,13 +141,15 @@ def _check_convert_paths(src: Path, dst: Path) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    import keras
-
-    from keras_compress.convert import to_tflite
     from keras_compress.errors import CompressError
 
     src, dst = Path(args.model), Path(args.output)
     _check_convert_paths(src, dst)
+    _import_tensorflow_quietly(args.verbose)
+    import keras
+
+    from keras_compress.convert import to_tflite
+
     try:
         model = keras.saving.load_model(src, compile=False)
     except Exception as e:  # noqa: BLE001 - loading fails in many ways; report it as bad input
@@ -170,9 +170,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from keras_compress.recipes.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)  # a bad recipe fails here, before TensorFlow is imported
+    _import_tensorflow_quietly(args.verbose)
     from keras_compress.pipeline.run import run_recipe
 
-    run_recipe(args.recipe, out_dir=args.out, progress=_progress(args))
+    run_recipe(recipe, out_dir=args.out, progress=_progress(args))
     return 0
 
 
@@ -227,8 +231,6 @@ def _run(args: argparse.Namespace) -> int:
     from keras_compress.errors import CompressError
 
     try:
-        if args.command in _TF_COMMANDS:
-            _import_tensorflow_quietly(args.verbose)
         status = int(args.func(args))
         args.interrupts.check()
         return status

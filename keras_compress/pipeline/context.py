@@ -103,10 +103,9 @@ class Context:
 
     def resolve(self, path: str) -> str:
         """``path`` if it exists from here, else relative to :attr:`base_dir`."""
-        if os.path.exists(path) or os.path.isabs(path) or self.base_dir is None:
-            return path
-        candidate = self.base_dir / path
-        return str(candidate) if candidate.exists() else path
+        from keras_compress.recipes.files import resolve_relative
+
+        return resolve_relative(path, self.base_dir)
 
     def seed_random(self, offset: int) -> None:
         """Seed Keras, NumPy and Python random generators with ``seed + offset``.

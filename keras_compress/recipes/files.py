@@ -14,12 +14,13 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from keras_compress.errors import ConfigError
 
-__all__ = ["read_recipe_file", "SUFFIXES"]
+__all__ = ["read_recipe_file", "resolve_relative", "SUFFIXES"]
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -39,6 +40,19 @@ def _text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+
+
+def resolve_relative(path: str, base_dir: str | Path | None) -> str:
+    """``path`` if it exists from the current folder (or is absolute), else relative to ``base_dir`` (a recipe's folder).
+
+    Example:
+        >>> resolve_relative("/abs/model.keras", "/recipes")
+        '/abs/model.keras'
+    """
+    if os.path.exists(path) or os.path.isabs(path) or base_dir is None:
+        return path
+    candidate = Path(base_dir) / path
+    return str(candidate) if candidate.exists() else path
 
 
 def read_recipe_file(path: Path) -> Any:

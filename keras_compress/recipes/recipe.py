@@ -385,10 +385,9 @@ class Recipe:
 
     def resolve_path(self, p: str) -> str:
         """``p`` if it exists from the current folder, else relative to the recipe file's folder."""
-        if os.path.exists(p) or os.path.isabs(p) or self.source is None:
-            return p
-        candidate = Path(self.source).parent / p
-        return str(candidate) if candidate.exists() else p
+        from keras_compress.recipes.files import resolve_relative
+
+        return resolve_relative(p, Path(self.source).parent if self.source else None)
 
 
 def bundled_recipes() -> dict[str, Path]:
