@@ -166,3 +166,55 @@ def test_same_build_stage_same_initial_weights(tiny):
     a = run_chain(calls, Artifact("a"), tiny).model.get_weights()
     b = run_chain(calls, Artifact("b"), tiny).model.get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+NEW_STAGE = '''
+"""``scale``: a stage written the documented way, to prove a new method needs nothing else."""
+from dataclasses import dataclass
+
+from keras_compress.pipeline import Artifact, LayerMap, Stage
+from keras_compress.pipeline.spec import number, per_layer, setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaleSpec:
+    factor: LayerMap = setting(per_layer(number(0.0, 10.0)), LayerMap.of(1.0))
+
+
+def run(spec, artifact, ctx):
+    import keras
+
+    model = keras.models.clone_model(artifact.model)
+    model.set_weights(artifact.model.get_weights())
+    names = [layer.name for layer in model.layers if layer.weights]
+    for name, factor in spec.factor.select(names, "scale.factor", "layer with weights").items():
+        layer = model.get_layer(name)
+        layer.set_weights([w * factor for w in layer.get_weights()])
+    ctx.say(f"[scale] {artifact.name}: {spec.factor}")
+    return artifact.evolve(model, stage="scale")
+
+
+STAGE = Stage("scale", ScaleSpec, run)
+'''
+
+
+def test_a_new_stage_is_one_module_and_one_registry_entry(tmp_path, monkeypatch, tiny):
+    """Write a stage module, add one registry line: recipes validate it, chains run it, per-layer maps reach it."""
+    import sys
+
+    from keras_compress.pipeline import registry
+    from keras_compress.pipeline.run import run_chain
+    from keras_compress.recipes.recipe import Recipe
+
+    (tmp_path / "kc_scale_stage.py").write_text(NEW_STAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.STAGES, "scale", "kc_scale_stage")
+    recipe = Recipe.from_dict({"name": "t", "variants": {"s": {"stages": [
+        {"build": {"width": 0.125}}, {"scale": {"factor": {"^fc$": 0.0, "^logits$": 2.0}}}]}}})
+    assert recipe.variants[0].stages[1].spec.factor.resolve(["fc", "logits"]) == {"fc": 0.0, "logits": 2.0}
+    with pytest.raises(ConfigError, match=r"variants\.s\.stages\[1\]\.scale\.factor\['\^fc\$'\]: expected a finite number in \[0\.0, 10\.0\]"):
+        Recipe.from_dict({"name": "t", "variants": {"s": {"stages": [{"build": {}}, {"scale": {"factor": {"^fc$": -1}}}]}}})
+    art = run_chain(recipe.variants[0].stages, Artifact("s"), tiny)
+    assert art.stages == ("build", "scale")
+    assert not np.any(art.model.get_layer("fc").get_weights()[0])
+    sys.modules.pop("kc_scale_stage", None)
