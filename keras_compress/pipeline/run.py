@@ -64,16 +64,22 @@ def run_chain(calls: Sequence[Any], artifact: Artifact, ctx: Context) -> Artifac
 
 
 def describe_model(artifact: Artifact, ctx: Context) -> Artifact:
-    """Keras accuracy, sparsity and parameter count of a variant's finished model, saved as ``models/<name>.keras``."""
+    """Keras accuracy, sparsity and parameter count of a variant's finished model, saved as ``models/<name>.keras``.
+
+    ``params`` counts trainable weights: a QAT model's masks and range statistics are not parameters.
+    """
+    import numpy as np
+
     from keras_compress.pipeline.fit import keras_accuracy
     from keras_compress.pruning import overall_sparsity
 
     model = artifact.model
     acc = keras_accuracy(model, ctx.x_test, ctx.y_test)
     sparsity = overall_sparsity(model)
-    ctx.say(f"  {artifact.name}: Keras accuracy {acc:.2%}, {model.count_params():,} parameters, sparsity {sparsity:.1%}")
+    params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    ctx.say(f"  {artifact.name}: Keras accuracy {acc:.2%}, {params:,} parameters, sparsity {sparsity:.1%}")
     ctx.folder.save_model(f"models/{artifact.name}.keras", model)
-    return artifact.evolve(keras_accuracy=acc, sparsity=sparsity, params=int(model.count_params()))
+    return artifact.evolve(keras_accuracy=acc, sparsity=sparsity, params=params)
 
 
 def run_variant(variant, outputs: Sequence[Any], ctx: Context, measure: Any = None) -> Artifact:
