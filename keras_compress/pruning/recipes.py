@@ -11,7 +11,7 @@ masks. (The recipe pipeline ended its ramp at two thirds, the demo at 70%;
 Example:
     >>> from keras_compress.pruning.recipes import pruning_ramp
     >>> s = pruning_ramp(steps=100, final_sparsity=0.8)
-    >>> s.get_config()["end_step"], s.get_config()["frequency"]
+    >>> s.end_step, s.frequency
     (70, 7)
     >>> sparse = prune_and_finetune(baseline, x_train, y_train, sparsity=0.8)   # doctest: +SKIP
     >>> small = filter_prune_and_finetune(baseline, x_train, y_train, fraction=0.5)  # doctest: +SKIP
