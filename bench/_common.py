@@ -1,49 +1,29 @@
-"""Shared by the bench scripts: machine description, interleaved timing, JSON + markdown output."""
+"""Shared by the bench scripts: machine description, interleaved timing, JSON + markdown output.
+
+Every results file ends with :func:`machine_md`: the CPU and the ISA features that decide whether int8
+beats float32 (see keras_compress.machine), the library versions and the load average.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from keras_compress.machine import describe, loadavg, machine_description
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
-__all__ = ["machine", "loadavg", "write_results", "md_table", "interleave", "RESULTS"]
-
-
-def loadavg() -> list[float] | None:
-    """1/5/15-minute load averages (Linux), to tell a quiet machine from a busy one."""
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
+__all__ = ["machine", "loadavg", "write_results", "md_table", "interleave", "machine_md", "RESULTS"]
 
 
 def machine() -> dict:
-    """CPU model, cores, library versions (keras_compress.demo.machine_description) plus load and CPU flags."""
-    from keras_compress.demo import machine_description
-
-    m = machine_description()
-    try:
-        import matplotlib
-
-        m["versions"]["matplotlib"] = matplotlib.__version__
-    except ImportError:
-        pass
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-        m["simd"] = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags.split()]
-    except (OSError, StopIteration):
-        pass
-    try:
-        m["affinity_cores"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    m["loadavg_start"] = loadavg()
+    """CPU, its int8-relevant ISA features, cores, versions and load (keras_compress.machine), plus matplotlib's version."""
+    m = machine_description(("tensorflow", "keras", "ai_edge_litert", "numpy", "matplotlib"))
+    m["loadavg_start"] = m.pop("loadavg")
     return m
 
 
@@ -70,10 +50,10 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def machine_md(m: dict) -> str:
+    """The machine line of every results file: CPU and its int8-relevant features, versions, load."""
     v = ", ".join(f"{k} {x}" for k, x in (m.get("versions") or {}).items() if x)
     la = m.get("loadavg_start")
-    return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores ({', '.join(m.get('simd') or [])}), "
-            f"Python {m.get('python')}; {v}. Load average at start: {la}, at end: {m.get('loadavg_end')}.")
+    return f"{describe(m)}. Python {m.get('python')}; {v}. Load average at start: {la}, at end: {m.get('loadavg_end')}."
 
 
 def write_results(name: str, payload: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -206,7 +205,7 @@ def main(argv=None) -> int:
              [f"{t} thr, XNNPACK off, ms" for t in threads] + [f"speed-up vs float32 ({threads[0]} thr)"]
     md = [f"### Latency: MobileNetV2 224, CPU, median of {args.rounds} interleaved rounds x {args.runs} invokes",
           "", md_table(header, rows), "",
-          f"Harness overhead vs bare `Interpreter.invoke()` loop (1 thread, median): "
+          "Harness overhead vs bare `Interpreter.invoke()` loop (1 thread, median): "
           + ", ".join(f"{v} {o:+.2f}% ({by[f'{v}/1thr/xnnpack']['median_ms']:.3f} vs {by[f'{v}/1thr/bare-loop']['median_ms']:.3f} ms)"
                       for v, o in overhead.items())
           + f" (done-when <= 3%: {judge(done['harness_overhead_ok'])}).",

@@ -43,6 +43,7 @@ __all__ = [
     "load_dataset",
     "SHAPE_CLASSES",
     "KERAS_DATASETS",
+    "DATASET_NAMES",
 ]
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -61,6 +62,8 @@ SHAPE_CLASSES = (
 )
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+#: Every dataset :func:`load_dataset` knows by name (a folder path works too).
+DATASET_NAMES = ("digits", "shapes", *KERAS_DATASETS)
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -259,7 +262,7 @@ def load_arrays(x: Any, y: Any, test_split: float = 0.2, seed: int = 0) -> Split
 def load_tf_dataset(dataset: Any, test_split: float = 0.2, seed: int = 0, limit: int | None = None) -> Split:
     """Materialize a ``tf.data.Dataset`` of ``(image, label)`` pairs (batched or not) and split it."""
     xs, ys = [], []
-    for i, item in enumerate(dataset.as_numpy_iterator()):
+    for item in dataset.as_numpy_iterator():
         if not (isinstance(item, tuple) and len(item) == 2):
             raise DatasetError(f"load_tf_dataset: expected (image, label) elements, got {type(item).__name__}")
         x, y = item

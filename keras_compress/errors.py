@@ -1,7 +1,13 @@
 """The one exception family of `keras_compress`.
 
 Everything raised on purpose is a :class:`CompressError`; messages name the
-layer, file or field concerned, what was expected and what was found.
+layer, file or field concerned, what was expected and what was found. Every
+class lives here, and carries its data as constructor arguments.
+
+Example:
+    >>> from keras_compress.errors import ConfigError, CompressError
+    >>> issubclass(ConfigError, CompressError) and issubclass(ConfigError, ValueError)
+    True
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ __all__ = [
     "PruningError",
     "QuantizationError",
     "ConfigError",
+    "DistillationError",
+    "ReportError",
+    "OutputError",
 ]
 
 
@@ -43,3 +52,15 @@ class QuantizationError(CompressError, ValueError):
 
 class ConfigError(CompressError, ValueError):
     """A recipe or config field has a value outside what is allowed."""
+
+
+class DistillationError(CompressError, ValueError):
+    """Teacher, student or a distillation setting cannot work together."""
+
+
+class ReportError(CompressError, ValueError):
+    """A folder cannot make a report (missing folder, no or unreadable summary.json)."""
+
+
+class OutputError(CompressError, ValueError):
+    """An output path cannot be used: a file where a folder is expected, a folder that is not ours, ..."""

@@ -1,4 +1,5 @@
-"""Distiller on keras.distillation: Hinton loss, pruning/QAT students, projections, strip, save/resume."""
+"""Distiller on keras.distillation: Hinton loss, one default (standardized), pruning/QAT and multi-output
+students, projections, strip, save/resume."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_logits_loss_is_hinton_kl_on_logits_and_on_probabilities():
     t = rng.normal(size=(5, 4)).astype("float32") * 3
     s = rng.normal(size=(5, 4)).astype("float32")
     expected = _hinton(t, s, 3.0)
-    got = float(LogitsDistillation(3.0).compute_loss(t, s))
+    got = float(LogitsDistillation(3.0, standardize=False).compute_loss(t, s))
     assert got == pytest.approx(expected, rel=1e-4)
     # Keras's own class with the default "kl_divergence" string skips the softmax (3.15); ours does not.
     assert got != pytest.approx(float(keras.distillation.LogitsDistillation(3.0).compute_loss(t, s)), rel=1e-3)
@@ -61,8 +62,83 @@ def test_logits_loss_is_hinton_kl_on_logits_and_on_probabilities():
         e = np.exp(z - z.max(-1, keepdims=True))
         return e / e.sum(-1, keepdims=True)
 
-    from_probs = LogitsDistillation(3.0, teacher_from_logits=False, student_from_logits=False)
+    from_probs = LogitsDistillation(3.0, teacher_from_logits=False, student_from_logits=False, standardize=False)
     assert float(from_probs.compute_loss(softmax(t), softmax(s))) == pytest.approx(expected, rel=1e-3)
+
+
+def _zscore(z):
+    return (z - z.mean(-1, keepdims=True)) / (z.std(-1, keepdims=True) + 1e-6)
+
+
+def test_standardized_logits_are_the_default_everywhere():
+    """LogitsDistillation, the Distiller shortcut and distill() all z-score the logits unless told not to."""
+    import inspect
+
+    from keras_compress.distillation import distill
+
+    rng = np.random.default_rng(2)
+    t = rng.normal(size=(6, 5)).astype("float32") * 8
+    s = rng.normal(size=(6, 5)).astype("float32")
+    assert float(LogitsDistillation(4.0).compute_loss(t, s)) == pytest.approx(_hinton(_zscore(t), _zscore(s), 4.0), rel=1e-4)
+    assert LogitsDistillation().standardize is True
+    assert Distiller(_cnn(4, "t"), _cnn(2, "s")).distillation_losses[0].standardize is True
+    assert inspect.signature(distill).parameters["standardize"].default is True
+
+
+def test_explicit_logits_loss_and_shortcut_train_the_same_student(data):
+    """Distiller(t, s, temperature=4) and Distiller(t, s, distillation_losses=LogitsDistillation(4.0)): one student."""
+    x, y = data
+    keras.utils.set_random_seed(5)
+    teacher = _cnn(8, "t")
+    students = []
+    for spelling in ("shortcut", "explicit"):
+        keras.utils.set_random_seed(7)
+        student = _cnn(3, f"s_{spelling}")
+        if spelling == "shortcut":
+            d = Distiller(teacher, student, temperature=4.0, student_loss_weight=0.3)
+        else:
+            d = Distiller(teacher, student, distillation_losses=LogitsDistillation(temperature=4.0), student_loss_weight=0.3)
+        d.compile(keras.optimizers.Adam(1e-2))
+        keras.utils.set_random_seed(11)
+        d.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        students.append(student)
+    for a, b in zip(students[0].get_weights(), students[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    keras.utils.set_random_seed(7)
+    initial = _cnn(3, "fresh").get_weights()  # what both students started from
+    assert all(not np.allclose(a, c) for a, c in zip(students[0].get_weights(), initial) if a.ndim > 1)
+
+
+def _two_heads(width, name):
+    L = keras.layers
+    x = inputs = keras.Input((8, 8, 1))
+    x = L.GlobalAveragePooling2D()(L.Conv2D(width, 3, activation="relu", name="conv")(x))
+    return keras.Model(inputs, [L.Dense(3, name="a")(x), L.Dense(2, name="b")(x)], name=name)
+
+
+def test_multi_output_student_distils_every_output(data):
+    """Two-output teacher and student: the loss sums Hinton's term over the outputs (keras.tree), and fit trains.
+
+    Keras 3.15's Distiller cannot pair a label loss with several outputs, so such a student distils from
+    the teacher alone (student_loss_weight=0); asking for a label loss is refused up front, by name.
+    """
+    x, _ = data
+    rng = np.random.default_rng(3)
+    ta, tb = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(4, 2)).astype("float32")
+    sa, sb = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(4, 2)).astype("float32")
+    loss = LogitsDistillation(2.0)
+    both = float(loss.compute_loss([ta, tb], [sa, sb]))
+    assert both == pytest.approx(float(loss.compute_loss(ta, sa)) + float(loss.compute_loss(tb, sb)), rel=1e-5)
+    assert float(loss.compute_loss({"a": ta, "b": tb}, {"a": sa, "b": sb})) == pytest.approx(both, rel=1e-5)
+    keras.utils.set_random_seed(0)
+    teacher, student = _two_heads(6, "t"), _two_heads(2, "s")
+    with pytest.raises(DistillationError, match="has 2 outputs.*student_loss_weight=0"):
+        Distiller(teacher, student)
+    d = Distiller(teacher, student, student_loss_weight=0.0)
+    d.compile("adam")
+    before = student.get_weights()
+    d.fit(x, None, epochs=1, batch_size=16, verbose=0)
+    assert all(not np.allclose(a, b) for a, b in zip(before, student.get_weights()) if a.ndim > 1)
 
 
 def test_bad_temperature_and_weights_raise_compress_errors():
@@ -182,22 +258,3 @@ def test_distill_helper_adds_pruning_callback_and_strips(data):
     assert not collect_wrappers(out)
     k = out.get_layer("conv2").kernel.numpy()
     assert 1 - np.count_nonzero(k) / k.size >= 0.45
-
-
-def test_scratch_and_distilled_start_from_the_same_weights(data, monkeypatch):
-    from keras_compress import distillation
-
-    x, y = data
-    seen = []
-    real_fit = keras.Model.fit
-
-    def spy(self, *args, **kwargs):
-        student = self.student if isinstance(self, Distiller) else self
-        seen.append([w.copy() for w in student.get_weights()])
-        return real_fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", spy)
-    models = distillation.scratch_and_distilled(_cnn(4, "t"), lambda n: _cnn(2, n), x, y, epochs=1, batch_size=16)
-    assert set(models) == {"student_scratch", "student_distilled"}
-    assert len(seen) == 2 and all(np.array_equal(a, b) for a, b in zip(*seen))
-    assert not np.allclose(models["student_scratch"].get_weights()[0], models["student_distilled"].get_weights()[0])

@@ -6,9 +6,12 @@ import base64
 import os
 from pathlib import Path
 
+import pytest
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs_and_draws(tmp_path):
     import nbformat
     from nbclient import NotebookClient

@@ -1,6 +1,6 @@
 """`keras-compress report`: the HTML page renders in headless Chromium with every plot drawn.
 
-The module fixture runs the demo's baseline step (2 epochs) and adds one
+The module fixture runs the demo's baseline variant (2 epochs) and adds one
 magnitude-pruned int8 variant, so that the sparsity plot has real bars. The
 page is rendered twice by Debian's ``chromium``: once with ``--dump-dom`` and
 a script (added to a copy of the page) that records where each plot image is
@@ -49,7 +49,7 @@ def _run_chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    """A demo folder: baseline step (float32, float16, dynamic, int8) + a 70%-sparse int8 variant."""
+    """A demo folder: baseline variant (float32, float16, dynamic, int8) + a 70%-sparse int8 variant."""
     import keras
 
     from keras_compress.convert import to_tflite
@@ -58,8 +58,8 @@ def demo_dir(tmp_path_factory):
     from keras_compress.summary import measure_tflite, write_summary
 
     out = tmp_path_factory.mktemp("demo")
-    rows = run_demo(out, epochs=2, steps=["baseline"])
-    model = keras.saving.load_model(out / "baseline.keras", compile=False)
+    rows = run_demo(out, epochs=2, variants=["baseline"], report=False, verbose=False)
+    model = keras.saving.load_model(out / "models" / "baseline.keras", compile=False)
     for layer in model.layers:
         if hasattr(layer, "kernel"):
             w = layer.get_weights()
@@ -71,7 +71,7 @@ def demo_dir(tmp_path_factory):
                      representative_data=x_train[:100], verbose=False)
     rows.append(measure_tflite("sparse70_int8", blob, x_test, y_test, runs=20, file="sparse70_int8.tflite",
                                mode="int8", sparsity=0.7))
-    write_summary(rows, out)
+    write_summary(rows, out, meta=json.loads((out / "run.json").read_text()))
     return out
 
 
@@ -100,6 +100,7 @@ def report(demo_dir):
     return path
 
 
+@pytest.mark.slow
 def test_report_is_self_contained(report):
     parser = _Images()
     text = report.read_text()
@@ -150,6 +151,7 @@ def _layout(report: Path, tmp: Path) -> dict:
     return json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
 
 
+@pytest.mark.slow
 def test_probe_detects_a_broken_plot(report, tmp_path):
     """The layout probe is what the drawing test trusts: it must see an image that does not decode."""
     broken = tmp_path / "broken.html"
@@ -175,6 +177,7 @@ def _near(region: np.ndarray, hex_colour: str, tol: int = 30) -> int:
     return int(np.sum(np.abs(region[..., :3].astype(np.int32) - target).max(-1) < tol))
 
 
+@pytest.mark.slow
 def test_report_plots_drawn_in_headless_chromium(report, tmp_path):
     from PIL import Image
 
@@ -213,16 +216,18 @@ def test_report_plots_drawn_in_headless_chromium(report, tmp_path):
     assert _near(region("plot-size"), FRONT_COLOUR, tol=40) > 40, "size plot: no Pareto front line"
 
 
+@pytest.mark.slow
 def test_report_tolerates_missing_inputs(demo_dir, tmp_path):
     from keras_compress.report import write_report
 
     shutil.copy(demo_dir / "summary.json", tmp_path / "summary.json")
-    shutil.copy(demo_dir / "int8_ptq.tflite", tmp_path / "int8_ptq.tflite")
+    (tmp_path / "tflite").mkdir()
+    shutil.copy(demo_dir / "tflite" / "int8_ptq.tflite", tmp_path / "tflite" / "int8_ptq.tflite")
     path = write_report(tmp_path, tmp_path / "r.html")
     text = path.read_text()
     assert "Missing inputs" in text
     assert "run.json is missing" in text
-    assert "float32: model file float32.tflite not found" in text
+    assert "float32: model file tflite/float32.tflite not found" in text
     assert "int8_ptq: no float32 .tflite in the folder to compare against" in text
     parser = _Images()
     parser.feed(text)

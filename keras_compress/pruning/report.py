@@ -1,4 +1,20 @@
-"""`sparsity_report`: a per-layer table of weights, zeros and sparsity."""
+"""`sparsity_report`: a per-layer table of weights, zeros and sparsity; `overall_sparsity`: the one definition.
+
+Sparsity, everywhere in this project (the demo's and the recipes' ``sparsity``
+column, the benches), is :func:`overall_sparsity`: the fraction of exact zeros
+over the prunable weights of a model (the kernels of Dense, Conv*,
+DepthwiseConv, SeparableConv's pointwise kernel, Embedding's embeddings),
+looking through pruning wrappers (their effective ``weight * mask``), QAT and
+other wrappers, and nested models. Biases, batch norm and other weights do not
+count.
+
+Example:
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_initializer="zeros", name="fc"),
+    ...                       keras.layers.Dense(4, name="out")])
+    >>> overall_sparsity(m)   # 8 zeros in fc's 4x2 kernel, none in out's 2x4
+    0.5
+"""
 
 from __future__ import annotations
 
@@ -7,7 +23,7 @@ import numpy as np
 
 from keras_compress.pruning.wrapper import PruneLowMagnitude, prunable_weight_spec
 
-__all__ = ["sparsity_report", "layer_sparsities"]
+__all__ = ["sparsity_report", "layer_sparsities", "overall_sparsity"]
 
 
 def _rows(model, prefix=""):
@@ -18,6 +34,10 @@ def _rows(model, prefix=""):
                 yield prefix + layer.name, w.path.split("/")[-1], values, True
         elif hasattr(layer, "layers"):
             yield from _rows(layer, prefix + layer.name + "/")
+        elif prunable_weight_spec(layer) is None and isinstance(getattr(layer, "layer", None), keras.layers.Layer):
+            # a QAT or other wrapper: its inner layer's weights, under the wrapper's name
+            for _, weight, values, pruned in _rows(_Single(layer.layer), ""):
+                yield prefix + layer.name, weight, values, pruned
         else:
             spec = prunable_weight_spec(layer)
             if spec is None or not layer.built:
@@ -28,6 +48,13 @@ def _rows(model, prefix=""):
             ]
             for w in weights:
                 yield prefix + layer.name, w.path.split("/")[-1], keras.ops.convert_to_numpy(w), False
+
+
+class _Single:
+    """A one-layer container, so a wrapped layer goes through the same rows as a model's."""
+
+    def __init__(self, layer):
+        self.layers = [layer]
 
 
 def sparsity_report(model, print_fn=print) -> list[dict]:
@@ -79,7 +106,7 @@ def sparsity_report(model, print_fn=print) -> list[dict]:
 
 
 def overall_sparsity(model) -> float:
-    """Fraction of zeros over all prunable weights of ``model`` (the table's total line)."""
+    """Fraction of exact zeros over all prunable weights of ``model`` (the table's total line; see the module)."""
     rows = sparsity_report(model, None)
     total = sum(r["weights"] for r in rows)
     return sum(r["zeros"] for r in rows) / total if total else 0.0

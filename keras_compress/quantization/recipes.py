@@ -1,4 +1,4 @@
-"""PTQ and QAT from a trained float model in one call each (used by the demo and the bench).
+"""QAT from a trained float model in one call (the pipeline's ``qat`` stage does the same inside a run).
 
 Example:
     >>> # float_model trained on (x_train, y_train):
@@ -32,13 +32,14 @@ def fine_tune_qat(
     float_layers=(),
     preserve_sparsity: bool = False,
     verbose: int = 0,
-    seed: int | None = 0,
 ):
     """Quantization-aware fine-tuning of a trained float model.
 
     Makes :func:`quantize_model` of ``float_model`` (the float model is not
     changed), compiles it with Adam at ``learning_rate`` (a tenth of a usual
-    training rate: the weights are already trained) and fits it.
+    training rate: the weights are already trained) and fits it. Seeding is
+    the caller's job (``keras.utils.set_random_seed`` before the call): a
+    library function does not reseed the global generators.
 
     Args:
         float_model: the trained Sequential or Functional model.
@@ -47,14 +48,11 @@ def fine_tune_qat(
         loss, metrics: as ``model.compile`` takes them.
         validation_data, callbacks, verbose: passed to ``model.fit``.
         float_layers, preserve_sparsity: passed to :func:`quantize_model`.
-        seed: seeds Keras's random generators (None: leave them).
 
     Returns:
         The trained QAT model; convert it with
         ``keras_compress.convert.to_tflite(qat, quantization="int8")``.
     """
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
     qat = quantize_model(float_model, float_layers=float_layers, preserve_sparsity=preserve_sparsity)
     qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=list(metrics))
     fit_kwargs = {"epochs": epochs, "verbose": verbose, "validation_data": validation_data, "callbacks": callbacks}

@@ -5,8 +5,9 @@ layers have stable names, so feature distillation can name the same layer in
 a teacher and a student of another width:
 
 - ``"cnn"``: three conv blocks (``conv1``-``conv3``, ``pool1``-``pool3``), flatten, a
-  dense layer ``fc`` and ``logits``. Width 1.0: 32/64/128 filters, 64 units
-  (225k parameters on 32x32x3; width 0.375 has 32k, 7x fewer).
+  dense layer ``fc`` (then ``dropout`` when asked) and ``logits``. Width 1.0:
+  32/64/128 filters, 64 units (224k parameters on 32x32x1, the demo's
+  baseline; 225k on 32x32x3, where width 0.375 has 32k, 7x fewer).
 - ``"mobilenet_v2"``: a small MobileNetV2-style net for 32x32 inputs:
   ``stem``, inverted-residual blocks ``block1``-``block6`` (ReLU6, batch norm,
   residual adds), ``head`` (1x1 conv), global pooling and ``logits``. Every
@@ -37,8 +38,8 @@ def scaled(channels: int, width: float, divisor: int = 4) -> int:
     return max(divisor, int(round(channels * width / divisor)) * divisor)
 
 
-def build_cnn(input_shape, num_classes: int, width: float = 1.0, name: str = "cnn"):
-    """A small CNN for 32x32 digits / shapes: 3 x (conv3x3-ReLU, maxpool), flatten, dense, logits."""
+def build_cnn(input_shape, num_classes: int, width: float = 1.0, name: str = "cnn", dropout: float = 0.0):
+    """A small CNN for 32x32 digits / shapes: 3 x (conv3x3-ReLU, maxpool), flatten, dense, [dropout], logits."""
     import keras
 
     L = keras.layers
@@ -49,12 +50,14 @@ def build_cnn(input_shape, num_classes: int, width: float = 1.0, name: str = "cn
         x = L.MaxPooling2D(name=f"pool{i + 1}")(x)
     x = L.Flatten(name="flatten")(x)
     x = L.Dense(scaled(64, width), activation="relu", name="fc")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
     outputs = L.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_mobilenet_v2(input_shape, num_classes: int, width: float = 1.0, name: str = "mobilenet_v2"):
-    """A MobileNetV2-style net sized for 32x32 inputs (ReLU6, BN, inverted residuals)."""
+def build_mobilenet_v2(input_shape, num_classes: int, width: float = 1.0, name: str = "mobilenet_v2", dropout: float = 0.0):
+    """A MobileNetV2-style net sized for 32x32 inputs (ReLU6, BN, inverted residuals), [dropout] before the logits."""
     import keras
 
     L = keras.layers
@@ -82,6 +85,8 @@ def build_mobilenet_v2(input_shape, num_classes: int, width: float = 1.0, name: 
         x = block(x, scaled(filters, width), stride, 4, f"block{i + 1}")
     x = conv_bn(x, scaled(128, width), 1, 1, "head")
     x = L.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
     outputs = L.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -89,7 +94,7 @@ def build_mobilenet_v2(input_shape, num_classes: int, width: float = 1.0, name: 
 BUILDERS: dict[str, Callable] = {"cnn": build_cnn, "mobilenet_v2": build_mobilenet_v2}
 
 
-def build_model(model: str, input_shape, num_classes: int, width: float = 1.0, name: str | None = None):
+def build_model(model: str, input_shape, num_classes: int, width: float = 1.0, name: str | None = None, dropout: float = 0.0):
     """Build a model by builder name, or load a saved ``.keras`` file.
 
     Args:
@@ -98,6 +103,7 @@ def build_model(model: str, input_shape, num_classes: int, width: float = 1.0, n
         num_classes: number of output logits.
         width: width multiplier (builders only).
         name: model name (default: the builder's name).
+        dropout: dropout rate before the logits (builders only; 0: no Dropout layer).
 
     Raises:
         ConfigError: unknown builder, missing file, or a loaded model whose
@@ -109,7 +115,10 @@ def build_model(model: str, input_shape, num_classes: int, width: float = 1.0, n
         path = Path(model)
         if not path.is_file():
             raise ConfigError(f"model: file {str(path)!r} does not exist (expected a builder name or a saved .keras file)")
-        loaded = keras.models.load_model(path, compile=False)
+        try:
+            loaded = keras.models.load_model(path, compile=False)
+        except Exception as e:  # noqa: BLE001 - loading fails in many ways; report it as bad input
+            raise ConfigError(f"model: could not load {str(path)!r}: {type(e).__name__}: {e}") from None
         got_in = tuple(loaded.inputs[0].shape[1:])
         got_out = loaded.outputs[0].shape[-1]
         if got_in != tuple(input_shape) or got_out != num_classes:
@@ -122,4 +131,4 @@ def build_model(model: str, input_shape, num_classes: int, width: float = 1.0, n
         raise ConfigError(
             f"model: expected one of {', '.join(map(repr, BUILDERS))} or a path to a .keras file, got {model!r}"
         )
-    return BUILDERS[model](input_shape, num_classes, width=width, name=name or model)
+    return BUILDERS[model](input_shape, num_classes, width=width, name=name or model, dropout=dropout)

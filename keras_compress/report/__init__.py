@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from keras_compress.errors import CompressError
+from keras_compress.errors import ReportError
 
 __all__ = ["write_report", "ReportError", "collect"]
 
@@ -34,10 +34,6 @@ log = logging.getLogger("keras_compress")
 
 #: Modes whose per-layer error against float32 is measured.
 QUANTIZED_MODES = ("int8", "int16x8")
-
-
-class ReportError(CompressError, ValueError):
-    """The folder cannot make a report (missing folder, no or unreadable summary.json)."""
 
 
 def _load_rows(folder: Path) -> list[dict]:
@@ -79,10 +75,11 @@ def _number(v: Any) -> float | None:
 
 def _float_reference(rows: list[dict], models: dict[str, Path], variant: str) -> str | None:
     """The float32 row that best matches ``variant`` (longest shared name prefix), among those with a file."""
-    cands = [r["variant"] for r in rows if r.get("mode") == "float32" and r["variant"] in models]
+    cands = [r["label"] for r in rows if r.get("mode") == "float32" and r["label"] in models]
     if not cands:
         return None
-    stem = re.sub(r"(_?(int8|ptq|qat|int16x8))+$", "", variant)
+    stem = re.sub(r"(_?(int8|ptq|qat|int16x8))+$", "", variant.split(" (")[0])
+
     def score(c: str) -> tuple[int, int]:
         common = len(os.path.commonprefix([stem, c]))
         return (common, -cands.index(c))
@@ -90,85 +87,102 @@ def _float_reference(rows: list[dict], models: dict[str, Path], variant: str) ->
     return best if score(best)[0] > 0 else ("float32" if "float32" in cands else cands[0])
 
 
-def collect(folder: str | os.PathLike, *, sqnr_samples: int = 32) -> dict:
-    """Everything the page shows, as plain data (also written as ``report.json`` beside the page).
+def _label_rows(rows: list[dict]) -> None:
+    """Give every row a unique ``label``: its variant, with the mode where a variant has several rows."""
+    names = [r["variant"] for r in rows]
+    for r in rows:
+        r["label"] = r["variant"] if names.count(r["variant"]) == 1 else f"{r['variant']} ({r.get('mode', '?')})"
 
-    Returns:
-        ``{"rows", "run", "models", "sparsity", "sqnr", "sqnr_inputs", "edgetpu", "notes"}``.
-    """
-    from keras_compress.report.analysis import layer_sqnr, sample_inputs, weight_sparsity
 
-    folder = Path(folder)
-    rows = _load_rows(folder)
-    notes: list[str] = []
-    run = None
-    if (folder / "run.json").is_file():
-        try:
-            run = json.loads((folder / "run.json").read_text())
-        except (OSError, ValueError) as e:
-            notes.append(f"run.json is not readable ({e}); machine description left out.")
-    else:
+def _read_run(folder: Path, notes: list[str]) -> dict | None:
+    if not (folder / "run.json").is_file():
         notes.append("run.json is missing: the machine description and run time are left out.")
+        return None
+    try:
+        return json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError) as e:
+        notes.append(f"run.json is not readable ({e}); machine description left out.")
+        return None
 
+
+def _models(folder: Path, rows: list[dict], notes: list[str]) -> dict[str, Path]:
     models: dict[str, Path] = {}
     for r in rows:
         p = _model_path(folder, r)
         if p is None:
-            notes.append(f"{r['variant']}: model file {r.get('file') or r['variant'] + '.tflite'} not found; "
+            notes.append(f"{r['label']}: model file {r.get('file') or r['variant'] + '.tflite'} not found; "
                          "its sparsity, int8 error and Edge TPU mapping are left out.")
         else:
-            models[r["variant"]] = p
+            models[r["label"]] = p
+    return models
 
-    sparsity: dict[str, list[dict]] = {}
-    for v, p in models.items():
+
+def _each(models: dict[str, Path], labels, what: str, fn, notes: list[str]) -> dict:
+    """``{label: fn(label, path)}``; a failure becomes a note (one bad file must not lose the whole page)."""
+    out = {}
+    for v in labels:
         try:
-            sparsity[v] = weight_sparsity(p)
-        except Exception as e:  # noqa: BLE001 - one bad file must not lose the whole page
-            notes.append(f"{v}: could not read weights of {p.name}: {e}")
+            out[v] = fn(v, models[v])
+        except Exception as e:  # noqa: BLE001 - reported on the page as a note, with its type and message
+            notes.append(f"{v}: {what} failed: {type(e).__name__}: {e}")
+    return out
 
-    sqnr: dict[str, dict] = {}
-    sqnr_inputs = None
-    quant = [r["variant"] for r in rows if r.get("mode") in QUANTIZED_MODES and r["variant"] in models]
+
+def _sqnr(folder: Path, rows: list[dict], models: dict[str, Path], samples: int, notes: list[str]) -> tuple[dict, str | None]:
+    from edgetpu.model import read_model
+    from keras_compress.report.analysis import layer_sqnr, sample_inputs
+
     if not any(r.get("mode") in QUANTIZED_MODES for r in rows):
         notes.append("no int8 variant in summary.json: no per-layer int8 error and no Edge TPU mapping.")
-    x = None
-    for v in quant:
-        ref = _float_reference(rows, models, v)
-        if ref is None:
-            notes.append(f"{v}: no float32 .tflite in the folder to compare against; per-layer error left out.")
-            continue
-        try:
-            if x is None:
-                from edgetpu.model import read_model
-
-                t = read_model(models[ref]).subgraphs[0]
-                shape = t.tensors[t.inputs[0]].shape
-                x, sqnr_inputs = sample_inputs(folder, shape, sqnr_samples)
-            sqnr[v] = {"reference": ref, "layers": layer_sqnr(models[ref], models[v], x)}
-        except Exception as e:  # noqa: BLE001
-            notes.append(f"{v}: per-layer error against {ref} failed: {type(e).__name__}: {e}")
-
-    edgetpu_results: dict[str, dict] = {}
+    refs = {}
     for r in rows:
-        v = r["variant"]
-        if r.get("mode") != "int8" or v not in models:
-            continue
-        try:
-            from edgetpu.compat import check
+        if r.get("mode") in QUANTIZED_MODES and r["label"] in models:
+            refs[r["label"]] = _float_reference(rows, models, r["label"])
+            if refs[r["label"]] is None:
+                notes.append(f"{r['label']}: no float32 .tflite in the folder to compare against; per-layer error left out.")
+    refs = {v: ref for v, ref in refs.items() if ref is not None}
+    inputs: dict[str, Any] = {}
 
-            edgetpu_results[v] = check(models[v]).to_dict()
-        except Exception as e:  # noqa: BLE001
-            notes.append(f"{v}: edgetpu.check failed: {type(e).__name__}: {e}")
+    def one(v: str, path: Path) -> dict:
+        if not inputs:
+            t = read_model(models[refs[v]]).subgraphs[0]
+            inputs["x"], inputs["what"] = sample_inputs(folder, t.tensors[t.inputs[0]].shape, samples)
+        return {"reference": refs[v], "layers": layer_sqnr(models[refs[v]], path, inputs["x"])}
 
+    return _each(models, list(refs), "per-layer error against float32", one, notes), inputs.get("what")
+
+
+def collect(folder: str | os.PathLike, *, sqnr_samples: int = 32) -> dict:
+    """Everything the page shows, as plain data (also written as ``report.json`` beside the page).
+
+    Rows are keyed by ``label``: the variant name, with the mode added where
+    a variant has several rows (a recipe's float32 and int8 of one model).
+
+    Returns:
+        ``{"rows", "run", "models", "sparsity", "sqnr", "sqnr_inputs", "edgetpu", "notes"}``.
+    """
+    from edgetpu.compat import check
+    from keras_compress.report.analysis import weight_sparsity
+
+    folder = Path(folder)
+    rows = _load_rows(folder)
+    _label_rows(rows)
+    notes: list[str] = []
+    run = _read_run(folder, notes)
+    models = _models(folder, rows, notes)
+    sparsity = _each(models, list(models), "reading the weights", lambda v, p: weight_sparsity(p), notes)
+    sqnr, sqnr_inputs = _sqnr(folder, rows, models, sqnr_samples, notes)
+    int8 = [r["label"] for r in rows if r.get("mode") == "int8" and r["label"] in models]
+    edgetpu_results = _each(models, int8, "edgetpu.check", lambda v, p: check(p).to_dict(), notes)
     for key, what in (("latency_ms", "accuracy vs latency"), ("size_bytes", "accuracy vs size")):
-        missing = [r["variant"] for r in rows if _number(r.get(key)) is None or _number(r.get("accuracy")) is None]
+        missing = [r["label"] for r in rows if _number(r.get(key)) is None or _number(r.get("accuracy")) is None]
         if missing:
             notes.append(f"{', '.join(missing)}: no {key} or accuracy; left out of the {what} plot.")
     return {
         "folder": str(folder),
         "rows": rows,
         "run": run,
-        "models": {v: p.name for v, p in models.items()},
+        "models": {v: str(p.relative_to(folder)) for v, p in models.items()},
         "sparsity": sparsity,
         "sqnr": sqnr,
         "sqnr_inputs": sqnr_inputs,
@@ -192,7 +206,7 @@ def write_report(dir: str | os.PathLike, output: str | os.PathLike | None = None
     Raises:
         ReportError: the folder is missing, or has no readable ``summary.json``.
     """
-    from edgetpu._io import atomic_write_bytes
+    from keras_compress._edgetpu import atomic_write_bytes
     from keras_compress.report.html import render
 
     folder = Path(dir)

@@ -14,6 +14,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from keras_compress._edgetpu import interpreter_backend
+
 __all__ = [
     "pareto_front",
     "layer_name",
@@ -43,7 +45,7 @@ def pareto_front(points: Iterable[tuple[float, float]]) -> list[int]:
     pts = [(float(x), float(y), i) for i, (x, y) in enumerate(points)]
     pts.sort(key=lambda p: (p[0], -p[1]))
     front, best = [], float("-inf")
-    for x, y, i in pts:
+    for _, y, i in pts:
         if y > best:
             front.append(i)
             best = y
@@ -64,7 +66,7 @@ def layer_name(*names: str) -> str:
     Example:
         >>> layer_name("model_1/quant_conv1_1/Relu;model_1/quant_conv1_1/BiasAdd")
         'conv1'
-    
+
     """
     for name in names:
         if not name:
@@ -156,24 +158,19 @@ def sample_inputs(folder: Path, input_shape: Sequence[int], n: int = 32) -> tupl
                 continue
             if tuple(x.shape[1:]) == shape:
                 return x[:n], f"{name} ({min(n, len(x))} samples)"
-    try:
-        from keras_compress.datasets import load_digits, load_shapes
+    from keras_compress.datasets import load_digits, load_shapes
 
-        for loader, label in ((load_digits, "digits"), (load_shapes, "shapes")):
-            if label == "shapes" and shape != (32, 32, 3):
-                continue  # generating shapes costs time; only when it can match
+    # The built-in sets need no download; digits needs scikit-learn (a dependency).
+    for loader, label, size in ((load_digits, "digits", (32, 32, 1)), (load_shapes, "shapes", (32, 32, 3))):
+        if shape == size:  # generate or load only when the shape can match
             _, (x_test, _) = loader()
-            if tuple(x_test.shape[1:]) == shape:
-                return x_test[:n].astype(np.float32), f"built-in {label} test images ({n} samples)"
-    except Exception:  # noqa: BLE001 - data is optional; fall back to noise
-        pass
+            return x_test[:n].astype(np.float32), f"built-in {label} test images ({n} samples)"
     rng = np.random.default_rng(0)
     return rng.random((n, *shape), dtype=np.float32), f"uniform noise in [0, 1) ({n} samples): no matching data was found"
 
 
 def _all_tensors(path_or_bytes: Any, x: np.ndarray) -> tuple[list, dict[str, list[np.ndarray]]]:
     """Run every sample through a fresh interpreter that keeps all tensors; op outputs by name (dequantized)."""
-    from edgetpu._interpreter import backend
     from edgetpu.model import read_model
     from edgetpu.runtime import dequantize, load_model_bytes, quantize
 
@@ -182,7 +179,7 @@ def _all_tensors(path_or_bytes: Any, x: np.ndarray) -> tuple[list, dict[str, lis
     sg = m.subgraphs[0]
     with warnings.catch_warnings():  # "intended for debugging": that is what this is
         warnings.simplefilter("ignore")
-        interp = backend().Interpreter(model_content=data, num_threads=1, experimental_preserve_all_tensors=True)
+        interp = interpreter_backend().Interpreter(model_content=data, num_threads=1, experimental_preserve_all_tensors=True)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     details = {d["index"]: d for d in interp.get_tensor_details()}

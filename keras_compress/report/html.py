@@ -8,6 +8,7 @@ import html
 import math
 from typing import Any
 
+from keras_compress.machine import describe
 from keras_compress.report import plots
 
 __all__ = ["render", "summary_table"]
@@ -66,7 +67,7 @@ def _cell(v: Any, fmt) -> str:
 def summary_table(rows: list[dict]) -> str:
     """The rows as an HTML table: known columns first (formatted), then any other scalar key."""
     known = [c for c in _KNOWN if any(c[0] in r for r in rows)]
-    names = {c[0] for c in _KNOWN}
+    names = {c[0] for c in _KNOWN} | {"label"}
     extra = []
     for r in rows:
         for k, v in r.items():
@@ -93,11 +94,11 @@ def _num(v: Any) -> float | None:
 def _tradeoff_sections(rows: list[dict], out: list[str]) -> None:
     sized = [r for r in rows if _num(r.get("accuracy")) is not None and _num(r.get("size_bytes")) is not None]
     if sized:
-        panels = [("file size (KiB)", [r["variant"] for r in sized], [r["size_bytes"] / 1024 for r in sized],
+        panels = [("file size (KiB)", [r.get("label", r["variant"]) for r in sized], [r["size_bytes"] / 1024 for r in sized],
                    [r["accuracy"] for r in sized], True)]
         zipped = [r for r in sized if _num(r.get("gzip_bytes")) is not None]
         if zipped:
-            panels.append(("gzip size (KiB)", [r["variant"] for r in zipped], [r["gzip_bytes"] / 1024 for r in zipped],
+            panels.append(("gzip size (KiB)", [r.get("label", r["variant"]) for r in zipped], [r["gzip_bytes"] / 1024 for r in zipped],
                            [r["accuracy"] for r in zipped], True))
         out.append(_img(plots.tradeoff_plot(panels, "Accuracy vs model size"), "plot-size", "accuracy vs size",
                         "Each point is a variant; outlined points with the dashed magenta line form the Pareto front "
@@ -107,7 +108,7 @@ def _tradeoff_sections(rows: list[dict], out: list[str]) -> None:
     timed = [r for r in rows if _num(r.get("accuracy")) is not None and _num(r.get("latency_ms")) is not None]
     if timed:
         threads = sorted({str(r.get("num_threads", "?")) for r in timed})
-        panels = [(f"median latency (ms, {', '.join(threads)} thread(s))", [r["variant"] for r in timed],
+        panels = [(f"median latency (ms, {', '.join(threads)} thread(s))", [r.get("label", r["variant"]) for r in timed],
                    [r["latency_ms"] for r in timed], [r["accuracy"] for r in timed], False)]
         out.append(_img(plots.tradeoff_plot(panels, "Accuracy vs latency (CPU, XNNPACK)"), "plot-latency",
                         "accuracy vs latency", "Median invoke latency measured by the demo through edgetpu.benchmark; "
@@ -212,16 +213,20 @@ def render(data: dict) -> str:
     machine = run.get("machine") or {}
     if machine:
         versions = ", ".join(f"{k} {v}" for k, v in (machine.get("versions") or {}).items() if v)
-        out.append(f"<p class='muted'>Machine: {html.escape(str(machine.get('cpu', '?')))}, "
-                   f"{html.escape(str(machine.get('cores', '?')))} cores, Python {html.escape(str(machine.get('python', '?')))}; "
-                   f"{html.escape(versions)}. Run time {html.escape(str(run.get('seconds', '?')))} s.</p>")
+        out.append(f"<p class='muted' id='machine'>{html.escape(describe(machine))}; Python "
+                   f"{html.escape(str(machine.get('python', '?')))}; {html.escape(versions)}. "
+                   f"Run time {html.escape(str(run.get('seconds', '?')))} s.</p>")
     if data["notes"]:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
         out.append(f"<div class='notes'><b>Missing inputs</b> (the rest of the report is complete):<ul>{items}</ul></div>")
     out.append("<h2>Summary</h2>")
     out.append(summary_table(data["rows"]))
-    if _num(run.get("keras_accuracy")) is not None:
-        out.append(f"<p class='muted'>Keras float accuracy of the baseline: {run['keras_accuracy']:.2%}.</p>")
+    accuracy = run.get("keras_accuracy")
+    if isinstance(accuracy, dict) and accuracy:
+        parts = ", ".join(f"{html.escape(str(k))} {v:.2%}" for k, v in accuracy.items() if _num(v) is not None)
+        out.append(f"<p class='muted'>Keras accuracy of each model before conversion: {parts}.</p>")
+    elif _num(accuracy) is not None:
+        out.append(f"<p class='muted'>Keras float accuracy of the baseline: {accuracy:.2%}.</p>")
     out.append("<h2>Accuracy vs size and latency</h2>")
     _tradeoff_sections(data["rows"], out)
     _sparsity_section(data, out)

@@ -36,6 +36,12 @@ def _png(fig, rect=(0, 0, 1, 1)) -> bytes:
     return buf.getvalue()
 
 
+def _tick_labels(ax, labels: Sequence[str]) -> None:
+    """Layer names under the x axis: slanted when there are many, smaller when there are very many."""
+    many = len(labels) > 8
+    ax.set_xticklabels(labels, rotation=60 if many else 0, ha="right" if many else "center", fontsize=7 if len(labels) > 20 else 9)
+
+
 def _tradeoff_axes(ax, names: Sequence[str], xs: Sequence[float], ys: Sequence[float], xlabel: str, logx: bool) -> None:
     front = pareto_front(list(zip(xs, ys)))
     for i, (n, x, y) in enumerate(zip(names, xs, ys)):
@@ -96,7 +102,7 @@ def sparsity_plot(series: dict[str, list[dict]]) -> bytes:
         ys = [by[layer] * 100 for layer in layers if layer in by]
         ax.bar(xs, ys, width=width, color=PALETTE[k % len(PALETTE)], label=variant)
     ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels(layers, rotation=60 if len(layers) > 8 else 0, ha="right" if len(layers) > 8 else "center", fontsize=7 if len(layers) > 20 else 9)
+    _tick_labels(ax, layers)
     ax.set_ylim(0, 100)
     ax.set_ylabel("zero weights (%)")
     ax.set_title("Per-layer weight sparsity (exact zeros in the .tflite)", fontsize=11)
@@ -116,7 +122,7 @@ def sqnr_plot(series: dict[str, list[dict]], cap_db: float = 80.0) -> bytes:
         if len(recs) > len(labels):
             labels = [r["layer"] for r in recs]
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=60 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center", fontsize=7 if len(labels) > 20 else 9)
+    _tick_labels(ax, labels)
     ax.axhline(20, color="#999999", linestyle=":", linewidth=1)
     ax.set_ylabel(f"SQNR vs float32 (dB, capped at {cap_db:.0f})")
     ax.set_title("Per-layer int8 error (higher is better; below ~20 dB deserves a look)", fontsize=11)
@@ -137,7 +143,7 @@ def edgetpu_plot(models: dict[str, list[tuple[str, str]]]) -> bytes:
     longest = max((len(v) for v in models.values()), default=1)
     fig = _figure(max(7.0, min(16.0, 0.12 * longest + 3)), 0.6 * len(models) + 1.6)
     ax = fig.add_subplot(1, 1, 1)
-    for row, (variant, ops) in enumerate(models.items()):
+    for row, ops in enumerate(models.values()):
         y = len(models) - 1 - row
         for i, (_, state) in enumerate(ops):
             ax.add_patch(Rectangle((i, y + 0.1), 0.92, 0.8, color=colours.get(state, "#000000")))
