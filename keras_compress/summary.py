@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from keras_compress._edgetpu import atomic_write_bytes
+from edgetpu import atomic_write_bytes
 from keras_compress.machine import describe
 
 __all__ = ["measure_tflite", "gzip_size", "format_table", "format_markdown", "write_summary", "COLUMNS"]

@@ -187,15 +187,3 @@ def test_int8_refuses_a_result_with_float_ops(small_cnn, digits):
     assert blob[4:8] == b"TFL3"
 
 
-CONVERT_MODULES = ["options", "calibration", "layers", "recurrent", "runtime", "interrupts", "checks", "converter",
-                   "isolation", "tflite"]
-
-
-@pytest.mark.parametrize("name", CONVERT_MODULES)
-def test_docstring_examples_run(name):
-    import doctest
-    import importlib
-
-    module = importlib.import_module(f"keras_compress.convert.{name}")
-    failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert attempted > 0 and failed == 0

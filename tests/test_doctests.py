@@ -33,6 +33,13 @@ MUST_HAVE_EXAMPLES = (
     "keras_compress.recipes",
     "keras_compress.pruning.report",
     "keras_compress.pruning.recipes",
+    *(f"keras_compress.pruning.{m}" for m in ("schedules", "masks", "prune", "strip", "structured", "wrapper",
+                                               "registry", "modelcopy")),
+    *(f"keras_compress.convert.{m}" for m in ("options", "calibration", "layers", "recurrent", "runtime", "interrupts",
+                                               "checks", "converter", "isolation", "tflite")),
+    *(f"edgetpu.{m}" for m in ("flatbuffer", "model", "rules", "partition", "runtime_versions", "check_result",
+                               "validation", "op_signatures", "errors", "files", "backend", "runtime", "bench",
+                               "isolate")),
 )
 
 

@@ -99,8 +99,3 @@ def test_an_interrupted_or_failed_write_leaves_the_old_file_and_no_temp(tmp_path
 
 def test_public_name():
     assert edgetpu.atomic_write_bytes is atomic_write_bytes
-    from edgetpu._io import (
-        atomic_write_bytes as old_private_name,  # kept until keras_compress moves over
-    )
-
-    assert old_private_name is atomic_write_bytes

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 
 import pytest
 from fakes.schema_tables import render, tables
@@ -34,11 +32,3 @@ def test_known_facts():
     assert schema.SLOTS["Operator"]["Intermediates"] == 20 and schema.SLOTS["Tensor"]["ShapeSignature"] == 18
 
 
-MODULES = ["edgetpu.flatbuffer", "edgetpu.model", "edgetpu.rules", "edgetpu.partition", "edgetpu.runtime_versions",
-           "edgetpu.check_result", "edgetpu.validation", "edgetpu.op_signatures"]
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted > 0 and result.failed == 0

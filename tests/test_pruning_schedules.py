@@ -130,16 +130,6 @@ def test_block_mask_prunes_whole_blocks():
     assert mask.mean() == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(
-    "module", ["schedules", "masks", "prune", "report", "strip", "structured", "wrapper", "registry", "modelcopy"]
-)
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    mod = importlib.import_module(f"keras_compress.pruning.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0
 
 
 def test_get_config_has_tfmots_layout_and_keras_deserializes_it():

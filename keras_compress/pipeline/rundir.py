@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from keras_compress._edgetpu import atomic_write_bytes
+from edgetpu import atomic_write_bytes
 from keras_compress.errors import OutputError
 
 __all__ = ["RunFolder", "MANIFEST"]

@@ -206,7 +206,7 @@ def write_report(dir: str | os.PathLike, output: str | os.PathLike | None = None
     Raises:
         ReportError: the folder is missing, or has no readable ``summary.json``.
     """
-    from keras_compress._edgetpu import atomic_write_bytes
+    from edgetpu import atomic_write_bytes
     from keras_compress.report.html import render
 
     folder = Path(dir)

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from keras_compress._edgetpu import interpreter_backend
+from edgetpu import interpreter_backend
 
 __all__ = [
     "pareto_front",
