@@ -14,6 +14,7 @@ __all__ = [
     "PruningError",
     "QuantizationError",
     "ConfigError",
+    "GraphError",
 ]
 
 
@@ -43,3 +44,7 @@ class QuantizationError(CompressError, ValueError):
 
 class ConfigError(CompressError, ValueError):
     """A recipe or config field has a value outside what is allowed."""
+
+
+class GraphError(CompressError, ValueError):
+    """A model's layer graph cannot be read or rebuilt (subclassed model, no inputs, dangling reference)."""

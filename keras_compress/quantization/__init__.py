@@ -22,6 +22,7 @@ QuantizeAnnotate), ``quantize`` (quantize_model, quantize_annotate_layer,
 quantize_apply), ``recipes`` (PTQ / QAT from a trained float model in one call).
 """
 
+from keras_compress.quantization.config import QuantizeConfig
 from keras_compress.quantization.quantize import (
     quantize_annotate_layer,
     quantize_annotate_model,
@@ -47,6 +48,7 @@ __all__ = [
     "LastValueQuantizer",
     "MovingAverageQuantizer",
     "QuantizeAnnotate",
+    "QuantizeConfig",
     "QuantizeLayer",
     "QuantizeWrapper",
     "Quantizer",
