@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import keras
 from keras import ops
 
@@ -217,7 +219,7 @@ class FixedRangeQuantizer(Quantizer):
 
     # TFLite int8 kernels: LOGISTIC / SOFTMAX output scale 1/256, zero point -128;
     # TANH output scale 1/128, zero point 0.
-    _FIXED = {
+    _FIXED: ClassVar[dict] = {
         "softmax": (0.0, 255.0 / 256.0),
         "sigmoid": (0.0, 255.0 / 256.0),
         "tanh": (-1.0, 127.0 / 128.0),
