@@ -159,9 +159,21 @@ def clone_layer(layer):
     """A new layer with ``layer``'s config, built as it was and holding a copy of its weights.
 
     The route Keras uses to load a saved model (``from_config``,
-    ``build_from_config``, then the weights).
+    ``build_from_config``, then the weights). A layer whose config cannot be
+    read back (a custom layer without ``get_config``) is returned itself when
+    it has no weights to copy.
     """
-    fresh = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    try:
+        # safe_mode=False: the config is this process's own in-memory layer (a Lambda's
+        # Python function included), not an artifact from elsewhere.
+        fresh = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer), safe_mode=False)
+    except (TypeError, ValueError, NotImplementedError) as e:
+        if layer.weights:
+            raise GraphError(
+                f"layer '{layer.name}' ({type(layer).__name__}) cannot be copied from its config ({e}); "
+                "give it get_config() / from_config() (and register it with keras.saving.register_keras_serializable)"
+            ) from e
+        return layer
     build_config = layer.get_build_config() if layer.built else None
     if build_config and not fresh.built:  # (deserializing may have built it already)
         fresh.build_from_config(build_config)

@@ -293,7 +293,7 @@ def kind_of_op(class_name: str, tensor_args: int) -> tuple[Kind | None, str | No
         return Kind.PASSTHROUGH, None
     if class_name in _OP_REWRITE:
         if class_name in ("Divide", "TrueDivide") and tensor_args > 1:
-            return None, "a division by a tensor: TFLite has no int8 DIV kernel (multiply by a reciprocal computed in the model instead)"
+            return None, "a division by a tensor: TFLite has no int8 DIV kernel"
         return Kind.OUTPUT, "rewrite"
     if class_name in _OP_FLOAT:
         return None, f"TFLite's int8 graph keeps its {_OP_FLOAT[class_name]} op in float"

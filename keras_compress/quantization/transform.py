@@ -296,7 +296,8 @@ class _Builder:
         wrapper = QuantizeWrapper(
             self.clone(plan.layers[node.key]),
             batch_norm=self.clone(plan.layers[bn.key]) if bn is not None else None,
-            quantize_output=None if kind is Kind.EMBEDDING else node.key not in plan.fused,
+            # (None: the layer's own default, e.g. no range after an Embedding's GATHER)
+            quantize_output=False if node.key in plan.fused else None if kind in (Kind.EMBEDDING, Kind.CUSTOM) else True,
             preserve_sparsity=self.preserve_sparsity and kind is Kind.KERNEL,
             quantize_config=plan.configs.get(node.key),
             name=f"quant_{plan.layers[node.key].name}" if node.index == 0 else None,

@@ -123,8 +123,8 @@ class QuantizeAnnotate(keras.layers.Wrapper):
     def call(self, inputs, *args, **kwargs):
         return self.layer(inputs, *args, **kwargs)
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+    def compute_output_spec(self, *args, **kwargs):
+        return self.layer.compute_output_spec(*args, **kwargs)
 
     def compute_mask(self, inputs, mask=None):
         return _layer_mask(self.layer, inputs, mask)
