@@ -163,10 +163,14 @@ def clone_layer(layer):
     read back (a custom layer without ``get_config``) is returned itself when
     it has no weights to copy.
     """
+    # The classes at hand, in case a custom one is not registered for deserialization.
+    classes = {type(x).__name__: type(x) for x in (layer, getattr(layer, "layer", None)) if x is not None}
     try:
         # safe_mode=False: the config is this process's own in-memory layer (a Lambda's
         # Python function included), not an artifact from elsewhere.
-        fresh = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer), safe_mode=False)
+        fresh = keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(layer), custom_objects=classes, safe_mode=False
+        )
     except (TypeError, ValueError, NotImplementedError) as e:
         if layer.weights:
             raise GraphError(

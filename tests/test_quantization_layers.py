@@ -8,7 +8,6 @@ agreeing with the QAT model.
 import keras
 import numpy as np
 import pytest
-from keras import ops
 from quantization_helpers import convert_qat, float_ops, ops_and_types, run_tflite
 
 from keras_compress.errors import QuantizationError
@@ -207,3 +206,16 @@ def test_subclass_of_a_builtin_layer_is_not_taken_for_its_base_class():
     model = _functional((4,), lambda x: Doubled(2, name="doubled")(x))
     with pytest.raises(QuantizationError, match=r"layer 'doubled' \(Doubled\) cannot be quantized: it subclasses Dense"):
         quantize_model(model)
+
+
+def test_masked_average_and_masked_attention_are_refused_with_the_reason():
+    def body(ids):
+        x = L.Embedding(20, 8, mask_zero=True)(ids)
+        a = L.MultiHeadAttention(2, 4, name="mha")(x, x)  # Keras passes the masks to it
+        return L.Dense(3)(L.GlobalAveragePooling1D(name="gap")(a))
+
+    model = _functional((6,), body, dtype="int32")
+    with pytest.raises(QuantizationError, match=r"layer 'mha' \(MultiHeadAttention\) cannot be quantized: attention masks"):
+        quantize_model(model)
+    with pytest.raises(QuantizationError, match=r"layer 'gap' \(GlobalAveragePooling1D\) cannot be quantized: a masked average"):
+        quantize_model(model, float_layers=["mha"])

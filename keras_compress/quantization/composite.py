@@ -11,6 +11,10 @@
 - :class:`AttentionScheme`: MultiHeadAttention as its projections
   (FULLY_CONNECTED), the scaled query (MUL), the scores (BATCH_MATMUL), the
   softmax (fixed range) and the weighted sum (BATCH_MATMUL).
+
+Example:
+    >>> attention_equations(4, (1,))[:2]   # (batch, tokens, heads, channels) projections
+    ('aecd,abcd->acbe', 'acbe,aecd->abcd')
 """
 
 from __future__ import annotations

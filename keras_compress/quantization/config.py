@@ -12,10 +12,12 @@ Example:
     >>> import keras
     >>> from keras_compress.quantization import (QuantizeConfig, LastValueQuantizer,
     ...     MovingAverageQuantizer, quantize_annotate_layer, quantize_apply)
-    >>> class ScaledDense(keras.layers.Dense):   # a subclass: not matched as Dense
+    >>> class Scaled(keras.layers.Layer):          # a custom layer: no built-in scheme
+    ...     def build(self, input_shape):
+    ...         self.kernel = self.add_weight(shape=(input_shape[-1], 2))
     ...     def call(self, x):
-    ...         return super().call(x) * 2.0
-    >>> class ScaledDenseConfig(QuantizeConfig):
+    ...         return keras.ops.matmul(x, self.kernel) * 2.0
+    >>> class ScaledConfig(QuantizeConfig):
     ...     def get_weights_and_quantizers(self, layer):
     ...         return [(layer.kernel, LastValueQuantizer())]
     ...     def get_activations_and_quantizers(self, layer):
@@ -29,10 +31,10 @@ Example:
     ...     def get_config(self):
     ...         return {}
     >>> inp = keras.Input((4,))
-    >>> out = quantize_annotate_layer(ScaledDense(2), quantize_config=ScaledDenseConfig())(inp)
+    >>> out = quantize_annotate_layer(Scaled(name="scaled"), quantize_config=ScaledConfig())(inp)
     >>> qat = quantize_apply(keras.Model(inp, out))
     >>> type(qat.layers[-1]).__name__, type(qat.layers[-1].layer).__name__
-    ('QuantizeWrapper', 'ScaledDense')
+    ('QuantizeWrapper', 'Scaled')
 """
 
 from __future__ import annotations

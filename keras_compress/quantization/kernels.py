@@ -22,6 +22,14 @@ the moving statistics are updated from ``mean(y) / s`` and ``var(y) / s**2``.
 In inference (and in the exported graph) the output is the folded
 convolution itself. A BatchNormalization with ``trainable=False`` always uses
 its moving statistics.
+
+Example:
+    >>> import keras, numpy as np
+    >>> from keras_compress.quantization import QuantizeWrapper
+    >>> conv = keras.layers.Conv1D(4, 3, padding="causal")
+    >>> w = QuantizeWrapper(conv)
+    >>> tuple(w(np.ones((2, 8, 3), "float32")).shape), type(w.scheme).__name__
+    ((2, 8, 4), 'KernelScheme')
 """
 
 from __future__ import annotations

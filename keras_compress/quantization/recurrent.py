@@ -11,6 +11,18 @@ calibration data. The sequence length must be known (static) in the model.
 
 Not simulated (a clear error instead): ``return_state``, ``stateful``, masks,
 an initial state, and activations other than tanh / sigmoid.
+
+Example:
+    >>> import keras
+    >>> inp = keras.Input((6, 3))
+    >>> gru = keras.layers.GRU(4)
+    >>> _ = gru(inp)
+    >>> recurrent_reason(gru) is None
+    True
+    >>> lstm = keras.layers.LSTM(4, return_state=True)
+    >>> _ = lstm(inp)
+    >>> recurrent_reason(lstm)
+    'return_state / stateful recurrent layers are not simulated'
 """
 
 from __future__ import annotations

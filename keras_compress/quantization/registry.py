@@ -63,6 +63,7 @@ __all__ = [
     "SUPPORTED",
     "Kind",
     "activation_name",
+    "call_reason",
     "is_relu_like",
     "kernel_layer",
     "kind_of",
@@ -233,6 +234,24 @@ def unquantizable_reason(layer) -> str:
         f"expected one of {', '.join(SUPPORTED)}, or a custom layer annotated with "
         "quantize_annotate_layer(layer, quantize_config=...)"
     )
+
+
+_MASK_KWARGS = ("mask", "attention_mask", "query_mask", "value_mask", "key_mask", "initial_state")
+
+
+def call_reason(layer, tensor_kwargs: set, kwargs: dict) -> str | None:
+    """Why this call of ``layer`` cannot be quantized although the layer can, or None.
+
+    ``tensor_kwargs``: names of the keyword arguments that are tensors (masks, states).
+    """
+    masked = tensor_kwargs & set(_MASK_KWARGS)
+    if type(layer) is _L.GlobalAveragePooling1D and "mask" in masked:
+        return "a masked average divides by the mask's count, and TFLite has no int8 DIV kernel"
+    if type(layer) is _L.MultiHeadAttention and (masked or kwargs.get("use_causal_mask")):
+        return f"attention masks ({', '.join(sorted(masked)) or 'use_causal_mask'}) are not simulated"
+    if type(layer) in (_L.GRU, _L.LSTM) and masked:
+        return f"recurrent layers are simulated without {' / '.join(sorted(masked))}"
+    return None
 
 
 def weight_quantizer(layer) -> Q.Quantizer:

@@ -18,6 +18,19 @@ Keras operations such as ``x + 3.0`` included as nodes), then, step by step:
    a :class:`~keras_compress.quantization.QuantizeLayer` where a quantized
    node reads a float tensor (a model input, a float layer's output), and a
    QuantizeLayer after each quantized Keras operation.
+
+Example:
+    >>> import keras
+    >>> from keras_compress.graph import Graph
+    >>> inp = keras.Input((4, 4, 3))
+    >>> x = keras.layers.Conv2D(2, 1, name="c")(inp)
+    >>> x = keras.layers.BatchNormalization(name="bn")(x)
+    >>> out = keras.layers.ReLU(name="r")(x)
+    >>> g = Graph(keras.Model(inp, out))
+    >>> plan = select(g, annotated_only=False, float_layers=set(), model_name="m")
+    >>> classify(g, plan); fold_batch_norms(g, plan); fuse(g, plan)
+    >>> {k[0]: v.name for k, v in plan.folded.items()}, sorted(k[0] for k in plan.fused)
+    ({'c': 'bn'}, ['c'])
 """
 
 from __future__ import annotations
@@ -29,7 +42,14 @@ import keras
 from keras import ops
 
 from keras_compress.errors import QuantizationError
-from keras_compress.graph import Graph, Node, TensorRef, clone_layer, substitute
+from keras_compress.graph import (
+    Graph,
+    Node,
+    TensorRef,
+    clone_layer,
+    substitute,
+    tensor_refs,
+)
 from keras_compress.quantization import quantizers as Q
 from keras_compress.quantization import registry
 from keras_compress.quantization.registry import Kind
@@ -118,6 +138,10 @@ def classify(graph: Graph, plan: Plan) -> None:
             kind, reason = registry.kind_of(real), None
             if kind is None:
                 reason = registry.unquantizable_reason(real)
+            else:
+                tensors = {k for k, v in node.kwargs.items() if tensor_refs(v)}
+                reason = registry.call_reason(real, tensors, node.kwargs)
+                kind = None if reason else kind
         else:
             tensor_args = len([r for r in node.inputs if graph.is_float(r)])
             kind, extra = registry.kind_of_op(node.class_name, tensor_args)
