@@ -5,6 +5,8 @@ with no calibration data -> no float op, the expected TFLite ops, and the int8 m
 agreeing with the QAT model.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -128,7 +130,7 @@ def test_qat_converts_to_full_int8_without_calibration(case):
     model = make()
     rng = np.random.default_rng(0)
     x = rng.random((32,) + shape, dtype=np.float32) * (255.0 if case == "rescaling_normalization" else 1.0)
-    y = rng.integers(0, model.output.shape[-1], 32)
+    y = rng.integers(0, model.compute_output_shape((1, *shape))[-1], 32)
     qat = quantize_model(model)
     qat.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     qat.fit(x, y, epochs=2, batch_size=8, verbose=0)
@@ -154,9 +156,10 @@ def test_bn_after_dense_folds_and_bn_elsewhere_takes_the_mask_keyword():
 
 def test_operation_nodes_get_ranges_and_relu6_fuses_into_the_add():
     qat = quantize_model(hard_swish_operations())
-    names = [l.name for l in qat.layers]
-    assert "quant_multiply" in names and "quant_add" not in names  # `x * (1/6)` has a range; `x + 3` is fused
-    assert isinstance(qat.get_layer("quant_multiply"), QuantizeLayer)
+    ranges = [l.name for l in qat.layers if isinstance(l, QuantizeLayer)]
+    # `x * (1/6)` gets a range; `x + 3.0` has none (the ReLU6 after it fuses into its ADD)
+    assert any(re.fullmatch(r"quant_multiply(_\d+)?", n) for n in ranges), ranges
+    assert not any(re.fullmatch(r"quant_add(_\d+)?", n) for n in ranges), ranges
     assert qat.get_layer("quant_relu6").quantize_output
 
 
@@ -215,7 +218,7 @@ def test_masked_average_and_masked_attention_are_refused_with_the_reason():
         return L.Dense(3)(L.GlobalAveragePooling1D(name="gap")(a))
 
     model = _functional((6,), body, dtype="int32")
-    with pytest.raises(QuantizationError, match=r"layer 'mha' \(MultiHeadAttention\) cannot be quantized: attention masks"):
-        quantize_model(model)
     with pytest.raises(QuantizationError, match=r"layer 'gap' \(GlobalAveragePooling1D\) cannot be quantized: a masked average"):
-        quantize_model(model, float_layers=["mha"])
+        quantize_model(model)
+    with pytest.raises(QuantizationError, match=r"layer 'mha' \(MultiHeadAttention\) cannot be quantized: its input carries a Keras mask"):
+        quantize_model(model, float_layers=["gap"])

@@ -122,10 +122,10 @@ class RecurrentScheme:
         else:
             rh = None if h is None else r("r_times_h", ops.matmul(r("r_times_state", g * h, training), rk[:, 2 * u :]), training)
         hh = _TANH(ops.tanh(x_h if rh is None else r("h_pre", x_h + rh, training)), training, {})
-        update = r("update", r("one_minus_z", 1.0 - z, training) * hh, training)
-        if h is None:
+        update = r("one_minus_z", 1.0 - z, training) * hh
+        if h is None:  # (one range on the first state: the converter keeps the first of two in a row)
             return r("state", update, training)
-        return r("state", r("z_times_state", z * h, training) + update, training)
+        return r("state", r("z_times_state", z * h, training) + r("update", update, training), training)
 
     def lstm_step(self, xt, state, training):
         cell, u, r = self.cell, self.cell.units, self.r
@@ -138,9 +138,9 @@ class RecurrentScheme:
         f = _SIG(ops.sigmoid(pre[:, u : 2 * u]), training, {})
         g = _TANH(ops.tanh(pre[:, 2 * u : 3 * u]), training, {})
         o = _SIG(ops.sigmoid(pre[:, 3 * u :]), training, {})
-        ig = r("i_times_g", i * g, training)
-        c = ig if state is None else r("carry", r("f_times_c", f * c, training) + ig, training)
-        if state is None:
-            c = r("carry", c, training)
+        if state is None:  # (one range on the first carry: the converter keeps the first of two in a row)
+            c = r("carry", i * g, training)
+        else:
+            c = r("carry", r("f_times_c", f * c, training) + r("i_times_g", i * g, training), training)
         h = r("state", o * _TANH(ops.tanh(c), training, {}), training)
         return h, c

@@ -316,6 +316,8 @@ class _Builder:
         plan = self.plan
         accept_fused = kind is Kind.RELU or _is_concat(plan, node)
         args, kwargs = self.arguments(node, quantize=True, accept_fused=accept_fused)
+        if kind in (Kind.ATTENTION, Kind.RECURRENT):
+            _refuse_masks(plan.layers[node.key], args, node.name)
         bn = plan.folded.get(node.key)
         wrapper = QuantizeWrapper(
             self.clone(plan.layers[node.key]),
@@ -329,6 +331,20 @@ class _Builder:
         out = wrapper(*args, **kwargs)
         self.set_status(node, out, "fused" if node.key in plan.fused else "q")
         return out
+
+
+def _refuse_masks(layer, args, name):
+    """Masks reach attention and recurrent layers attached to their inputs, not as arguments.
+
+    Keras keeps a tensor's mask in ``_keras_mask`` and has no public accessor
+    for it (its own ``Layer.__call__`` reads the attribute the same way).
+    """
+    if any(getattr(t, "_keras_mask", None) is not None for t in keras.tree.flatten(args)):
+        raise QuantizationError(
+            f"layer '{layer.name}' ({type(layer).__name__}) cannot be quantized: its input carries a Keras mask "
+            "(from an Embedding with mask_zero=True or a Masking layer), which its QAT simulation does not apply; "
+            f"leave it in float with quantize_model(..., float_layers=['{name}'])"
+        )
 
 
 def _is_float(t) -> bool:
