@@ -22,7 +22,6 @@ A = keras.applications
 @dataclass(frozen=True)
 class Family:
     build: Callable[[], keras.Model]
-    slow: bool = False  # heavy: the slow test tier
     integer_input: bool = False  # token ids (an Embedding model)
     ptq: str | None = None  # expected PTQ int8 failure ("NEG": LayerNormalization's NEG stays float)
     ptq_runs: bool = True  # False: PTQ int8 calibration crashes TF's calibrator (GRU), not run here
@@ -64,13 +63,13 @@ FAMILIES = {
     "MobileNetV3Small": Family(_app(A.MobileNetV3Small, 32)),
     "text-Conv1D-GRU": Family(text_classifier, integer_input=True, ptq_runs=False),
     "ViT-block": Family(vit_block, ptq="NEG"),
-    "ResNet50": Family(_app(A.ResNet50, 32), slow=True),
-    "InceptionV3": Family(_app(A.InceptionV3, 75), slow=True),
-    "EfficientNetB0": Family(_app(A.EfficientNetB0, 32), slow=True),
-    "DenseNet121": Family(_app(A.DenseNet121, 32), slow=True),
-    "Xception": Family(_app(A.Xception, 71), slow=True),
-    "NASNetMobile": Family(_app(A.NASNetMobile, 32), slow=True),
-    "ConvNeXtTiny": Family(_app(A.ConvNeXtTiny, 32), slow=True, ptq="NEG"),
+    "ResNet50": Family(_app(A.ResNet50, 32)),
+    "InceptionV3": Family(_app(A.InceptionV3, 75)),
+    "EfficientNetB0": Family(_app(A.EfficientNetB0, 32)),
+    "DenseNet121": Family(_app(A.DenseNet121, 32)),
+    "Xception": Family(_app(A.Xception, 71)),
+    "NASNetMobile": Family(_app(A.NASNetMobile, 32)),
+    "ConvNeXtTiny": Family(_app(A.ConvNeXtTiny, 32), ptq="NEG"),
 }
 
 

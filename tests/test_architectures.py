@@ -6,8 +6,10 @@ block): magnitude pruning (prune_low_magnitude, one training step,
 strip_pruning), structured pruning (prune_filters 0.5), QAT (quantize_model,
 one training step, to_tflite int8 with no calibration data: full int8) and
 PTQ (to_tflite int8 with calibration data for the Edge TPU, then
-edgetpu.check). The heavy families are in the slow tier. One training step
-runs eagerly: tracing these graphs costs far more than one step.
+edgetpu.check). The fast tier runs the two small models and MobileNetV3's
+structured pruning (its graph of Keras operations); every conversion of a
+keras.applications model is in the slow tier. One training step runs
+eagerly: tracing these graphs costs far more than one step.
 """
 
 from __future__ import annotations
@@ -33,8 +35,15 @@ from keras_compress.pruning import (
 from keras_compress.quantization import quantize_model
 
 
-def _params(families):
-    return [pytest.param(name, marks=[pytest.mark.slow] if f.slow else []) for name, f in families.items()]
+# (family, step) pairs in the fast tier; everything else is slow.
+_FAST = {(name, step) for name in ("ViT-block", "text-Conv1D-GRU") for step in ("prune", "filters", "qat", "ptq")}
+_FAST.add(("MobileNetV3Small", "filters"))
+
+
+def _params(step, families=FAMILIES):
+    return [
+        pytest.param(name, marks=[] if (name, step) in _FAST else [pytest.mark.slow]) for name in families
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +65,7 @@ def _one_step(model, x, callbacks=None):
     model.fit(x, np.arange(len(x)) % 10, batch_size=len(x), epochs=1, verbose=0, callbacks=callbacks)
 
 
-@pytest.mark.parametrize("name", _params(FAMILIES))
+@pytest.mark.parametrize("name", _params("prune"))
 def test_magnitude_pruning_trains_and_strips(name, built):
     model = built(name)
     pruned = prune_low_magnitude(model, ConstantSparsity(0.5, 0, frequency=1))
@@ -67,7 +76,7 @@ def test_magnitude_pruning_trains_and_strips(name, built):
     assert kernels and max(float(np.mean(k == 0)) for k in kernels) >= 0.45
 
 
-@pytest.mark.parametrize("name", _params(FAMILIES))
+@pytest.mark.parametrize("name", _params("filters"))
 def test_prune_filters_shrinks_or_names_what_blocks_it(name, built):
     model = built(name)
     with warnings.catch_warnings(record=True) as caught:
@@ -83,7 +92,7 @@ def test_prune_filters_shrinks_or_names_what_blocks_it(name, built):
             assert "'" in str(w.message) and ("reach" in str(w.message) or "output" in str(w.message))
 
 
-@pytest.mark.parametrize("name", _params(FAMILIES))
+@pytest.mark.parametrize("name", _params("qat"))
 def test_qat_converts_to_full_int8(name, built):
     model = built(name)
     qat = quantize_model(model)
@@ -92,7 +101,7 @@ def test_qat_converts_to_full_int8(name, built):
     assert float_ops(blob) == []
 
 
-@pytest.mark.parametrize("name", _params({k: f for k, f in FAMILIES.items() if f.ptq_runs}))
+@pytest.mark.parametrize("name", _params("ptq", [k for k, f in FAMILIES.items() if f.ptq_runs]))
 def test_ptq_for_the_edge_tpu_converts_or_names_the_float_op(name, built):
     model, family = built(name), FAMILIES[name]
     calib = sample_inputs(model, 4, seed=1)

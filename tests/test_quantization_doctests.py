@@ -1,4 +1,4 @@
-"""The docstring examples of keras_compress.quantization (and the graph reader) run and say what they show."""
+"""The docstring examples of keras_compress.quantization run and say what they show."""
 
 import doctest
 import importlib
@@ -6,13 +6,6 @@ import importlib
 import pytest
 
 MODULES = [
-    "keras_compress.graph",
-    "keras_compress.quantization.activations",
-    "keras_compress.quantization.composite",
-    "keras_compress.quantization.config",
-    "keras_compress.quantization.kernels",
-    "keras_compress.quantization.recurrent",
-    "keras_compress.quantization.transform",
     "keras_compress.quantization.quantizers",
     "keras_compress.quantization.registry",
     "keras_compress.quantization.wrapper",

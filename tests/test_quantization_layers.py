@@ -222,3 +222,26 @@ def test_masked_average_and_masked_attention_are_refused_with_the_reason():
         quantize_model(model)
     with pytest.raises(QuantizationError, match=r"layer 'mha' \(MultiHeadAttention\) cannot be quantized: its input carries a Keras mask"):
         quantize_model(model, float_layers=["gap"])
+
+
+@pytest.mark.parametrize("case", ["attention_block", "conv1d_gru", "separable_xception", "nested_stem", "hard_swish_operations"])
+def test_qat_models_save_and_load(case, tmp_path):
+    make, shape, _ = CASES[case]
+    qat = quantize_model(make())
+    x = np.random.default_rng(0).random((8,) + shape, dtype=np.float32)
+    qat.compile("adam", "mse")
+    qat.fit(x, qat.predict(x, verbose=0), epochs=1, batch_size=8, verbose=0)  # ranges learned
+    qat.save(tmp_path / "qat.keras")
+    again = keras.models.load_model(tmp_path / "qat.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), qat.predict(x, verbose=0), atol=1e-5)
+
+
+def test_wrapper_accepts_and_forwards_the_keywords_keras_passes():
+    x = np.ones((2, 5, 4), "float32")
+    gap = QuantizeWrapper(L.GlobalAveragePooling1D())
+    assert tuple(gap(x, mask=None).shape) == (2, 4)
+    mask = np.array([[True] * 3 + [False] * 2] * 2)
+    x[:, 3:] = 100.0  # masked steps must not count
+    np.testing.assert_allclose(gap(x, mask=mask), np.ones((2, 4)), atol=0.05)
+    bn = QuantizeWrapper(L.BatchNormalization())
+    assert tuple(bn(np.ones((2, 4), "float32"), mask=None, training=False).shape) == (2, 4)

@@ -29,7 +29,8 @@ OUTPUT          Add, Subtract, Multiply, Maximum, Minimum,      range on the out
                 PReLU, Activation (see ``activations``)
 PASSTHROUGH     InputLayer, MaxPooling, AveragePooling,         nothing: TFLite keeps the input's
                 GlobalMaxPooling, Reshape, Flatten, Permute,    scale (same-scale ops) or removes
-                ZeroPadding, Cropping, UpSampling (nearest),    the layer (dropout, noise)
+                ZeroPadding, Cropping, UpSampling2D (nearest,   the layer (dropout, noise)
+                bilinear),
                 Dropout and other training-only layers,
                 Identity, Activation("linear")
 ==============  ==============================================  =====================================
@@ -189,8 +190,8 @@ def kind_of(layer) -> Kind | None:
     if type(layer) is _L.Activation:
         act = A.kind_of_activation(layer.activation)
         return None if act is None else Kind.PASSTHROUGH if act == "linear" else Kind.OUTPUT
-    if type(layer) is _L.UpSampling2D:
-        return Kind.PASSTHROUGH if layer.interpolation == "nearest" else None
+    if type(layer) is _L.UpSampling2D:  # RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR keep the input's scale
+        return Kind.PASSTHROUGH if layer.interpolation in ("nearest", "bilinear") else None
     if _qualname(layer) in _AFFINE_NAMES:
         return Kind.AFFINE
     if type(layer) is _L.MultiHeadAttention and _attention_reason(layer):
@@ -222,7 +223,7 @@ def unquantizable_reason(layer) -> str:
     if type(layer) in (_L.GRU, _L.LSTM):
         return recurrent_reason(layer)
     if type(layer) is _L.UpSampling2D:
-        return f"interpolation {layer.interpolation!r} has no same-scale int8 form here (only 'nearest')"
+        return f"interpolation {layer.interpolation!r} has no int8 TFLite resize (only 'nearest' and 'bilinear')"
     if isinstance(layer, keras.Model):
         return "expected a layer, found a subclassed model (its graph cannot be read)"
     if base is not None:

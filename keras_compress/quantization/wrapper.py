@@ -272,6 +272,11 @@ class QuantizeWrapper(keras.layers.Layer):
             y = self.output_quantizer(y, training, self._out_vars)
         return y
 
+    def compute_output_spec(self, inputs, *args, training=None, **kwargs):
+        # The wrapped layer's own output (fake quantization changes no shape or dtype):
+        # cheaper than tracing this call.
+        return self.layer.compute_output_spec(inputs, *args, **kwargs)
+
     def compute_mask(self, inputs, mask=None):
         return _layer_mask(self.layer, inputs, mask)
 
