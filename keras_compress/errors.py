@@ -15,6 +15,7 @@ __all__ = [
     "QuantizationError",
     "ConfigError",
     "GraphError",
+    "UnsupportedLayerError",
 ]
 
 
@@ -48,3 +49,7 @@ class ConfigError(CompressError, ValueError):
 
 class GraphError(CompressError, ValueError):
     """A model's layer graph cannot be read or rebuilt (subclassed model, no inputs, dangling reference)."""
+
+
+class UnsupportedLayerError(QuantizationError, RuntimeError):
+    """A layer or operation has no int8 scheme and no QuantizeConfig (a RuntimeError too, as tfmot raises)."""

@@ -54,6 +54,7 @@ __all__ = [
     "TensorRef",
     "as_functional",
     "clone_layer",
+    "clone_model",
     "copy_model",
     "is_functional",
     "is_nested_model",
@@ -148,9 +149,50 @@ def is_functional(model) -> bool:
     return isinstance(config, dict) and "layers" in config and "input_layers" in config
 
 
+def _models(model):
+    yield model
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _models(layer)
+
+
+def clone_model(model, clone_function=None):
+    """``keras.models.clone_model(model, clone_function, recursive=True)``, uncompiled, inputs keeping their names.
+
+    Keras 3.15 compiles the clone of a compiled model (with a new optimizer of
+    the same class) and names a Functional clone's inputs after its input
+    tensors; neither is what a copy should do. There is no public way to
+    clone uncompiled, so the sources are marked uncompiled (a public
+    attribute) while they are cloned.
+    """
+    kwargs = {}
+    if is_functional(model):
+        names = {id(l.output): l.name for l in model.layers if isinstance(l, keras.layers.InputLayer)}
+        kwargs["input_tensors"] = keras.tree.map_structure(
+            lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=names.get(id(x), x.name)), model.input
+        )
+    states = [(m, m.compiled) for m in _models(model)]
+    try:
+        for m, _ in states:
+            m.compiled = False
+        return keras.models.clone_model(model, clone_function=clone_function, recursive=True, **kwargs)
+    finally:
+        for m, compiled in states:
+            m.compiled = compiled
+
+
 def copy_model(model):
-    """An independent copy of a Sequential or Functional model (same graph, copied weights), nested models too."""
-    clone = keras.models.clone_model(model, recursive=True)
+    """An independent, uncompiled copy of a Sequential or Functional model (nested ones too), weights copied.
+
+    Example:
+        >>> import keras
+        >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> m.compile("adam", "mse")
+        >>> c = copy_model(m)
+        >>> c.compiled, c.layers[0] is m.layers[0]
+        (False, False)
+    """
+    clone = clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
 
@@ -280,7 +322,18 @@ class _Reader:
                 prev = self.add_input(entry, name, scope, prev, None).output()
                 continue
             prev = self.add_call(live[name], entry, name, scope, [prev], {}, 0, None)[0]
+            self.record(prev, live[name])
         return [prev]
+
+    def record(self, ref: TensorRef, layer) -> None:
+        """Shape and dtype of a Sequential layer's output (its config has no tensors to read them from)."""
+        try:
+            out = layer.output
+        except (AttributeError, ValueError):  # never called, or called more than once
+            return
+        if not isinstance(out, (list, tuple)):
+            self.shapes.setdefault(ref, tuple(out.shape))
+            self.dtypes.setdefault(ref, keras.backend.standardize_dtype(out.dtype))
 
     def read_functional(self, model, config, scope, outer_inputs):
         live = {op.name: op for op in model.operations}

@@ -326,8 +326,9 @@ def _rebuild(model, graph: Graph, plans):
                 slices.setdefault(target, [None, None, None])[0] = idx
             elif kind in ("channel", "depthwise"):
                 slices.setdefault(target, [None, None, None])[2] = idx
-            elif kind == "input":
-                graph.node(*target).entry["config"]["batch_shape"][-1] = len(idx)
+            elif kind == "input":  # a nested model's input layer: its declared channels
+                cfg = graph.node(*target).entry["config"]
+                cfg["batch_shape"] = [*cfg["batch_shape"][:-1], len(idx)]
     _strip_build_shapes(graph.config)
     return type(model).from_config(graph.config), slices
 

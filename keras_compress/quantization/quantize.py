@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import keras
 
 from keras_compress.errors import GraphError, QuantizationError
-from keras_compress.graph import as_functional, is_nested_model
+from keras_compress.graph import as_functional, clone_model, is_nested_model
 from keras_compress.quantization.config import QuantizeConfig
 from keras_compress.quantization.transform import quantize_graph
 from keras_compress.quantization.wrapper import (
@@ -40,11 +40,17 @@ _L = keras.layers
 
 
 def quantize_scope(*args):
-    """Custom objects for loading a QAT model (they are registered; kept for tfmot parity).
+    """A ``keras.saving.custom_object_scope`` with the QAT classes and ``args``' dicts (tfmot's).
+
+    Our classes are registered with Keras, so a saved QAT model loads without
+    it; it is there for custom layers and QuantizeConfigs that are not.
 
     Example:
-        >>> sorted(quantize_scope())[:3]
-        ['FixedRangeQuantizer', 'LastValueQuantizer', 'MovingAverageQuantizer']
+        >>> import keras
+        >>> class MyConfig: pass
+        >>> with quantize_scope({"MyConfig": MyConfig}):
+        ...     keras.saving.get_registered_object("MyConfig") is MyConfig
+        True
     """
     from keras_compress.quantization import quantizers as Q
 
@@ -58,7 +64,7 @@ def quantize_scope(*args):
     }
     for extra in args:
         objects.update(extra)
-    return objects
+    return keras.saving.custom_object_scope(objects)
 
 
 def quantize_annotate_layer(to_annotate, quantize_config: QuantizeConfig | None = None):
@@ -104,7 +110,7 @@ def quantize_annotate_model(to_annotate):
 
     Lambda layers are left out with a warning, as tfmot does (their
     computation cannot be read from their config). Layers of nested models
-    are annotated too.
+    are annotated too. The result is not compiled (tfmot removes the optimizer).
 
     Example:
         >>> import keras
@@ -126,7 +132,7 @@ def quantize_annotate_model(to_annotate):
             return layer
         return QuantizeAnnotate(layer)
 
-    return keras.models.clone_model(model, clone_function=annotate, recursive=True)
+    return clone_model(model, annotate)
 
 
 def quantize_model(

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import keras
 from keras import ops
 
-from keras_compress.errors import QuantizationError
+from keras_compress.errors import QuantizationError, UnsupportedLayerError
 from keras_compress.graph import (
     Graph,
     Node,
@@ -152,7 +152,7 @@ def classify(graph: Graph, plan: Plan) -> None:
                 plan.rewrite.add(node.key)
         if kind is None:
             what = "layer" if node.is_layer else "operation"
-            raise QuantizationError(
+            raise UnsupportedLayerError(
                 f"{what} {node.describe()} cannot be quantized: {reason}; leave it in float with "
                 f"quantize_model(..., float_layers=['{node.name}'])"
             )
