@@ -108,3 +108,26 @@ def test_custom_layer_opts_in_through_a_quantize_config(tmp_path):
     qat.save(path)
     again = keras.models.load_model(path)
     np.testing.assert_allclose(again.predict(x, verbose=0), got, atol=1e-6)
+
+
+def test_float_layer_read_by_an_annotated_layer_gets_only_an_output_range():
+    """tfmot's rule: the unannotated layer an annotated one reads is wrapped with an output-only config."""
+    from keras_compress.quantization import Default8BitQuantizeConfig, OutputOnlyConfig, QuantizeLayer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = keras.Sequential(
+            [L.Conv2D(4, 3, input_shape=(6, 6, 1), name="conv"), L.Flatten(name="flat"), quantize_annotate_layer(L.Dense(2, name="d"))]
+        )
+    qat = quantize_apply(model)
+    assert not any(isinstance(l, QuantizeLayer) for l in qat.layers)
+    flat = qat.get_layer("flat")  # same-scale: the conv's range reaches the Dense through it
+    conv = qat.get_layer("quant_conv")
+    assert isinstance(conv.quantize_config, OutputOnlyConfig) and conv.quantize_config.get_weights_and_quantizers(conv.layer) == []
+    assert isinstance(conv.quantize_config.get_config()["quantize_config"], Default8BitQuantizeConfig)
+    assert isinstance(qat.get_layer("quant_d").quantize_config, Default8BitQuantizeConfig)
+    assert type(flat) is L.Flatten
+    x = np.random.default_rng(0).random((8, 6, 6, 1), dtype=np.float32)
+    qat.compile("adam", "mse")
+    qat.fit(x, np.zeros((8, 2)), epochs=1, verbose=0)
+    np.testing.assert_allclose(qat.get_layer("quant_conv").layer.kernel.numpy() == 0, False)  # float conv, trained

@@ -42,7 +42,10 @@ from __future__ import annotations
 import abc
 import contextlib
 
+import keras
 from keras import ops
+
+from keras_compress.quantization import registry
 
 __all__ = ["ConfigScheme", "QuantizeConfig"]
 
@@ -81,6 +84,76 @@ class QuantizeConfig(abc.ABC):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_compress.quantization")
+class Default8BitQuantizeConfig(QuantizeConfig):
+    """The built-in int8 scheme of a layer's class (what ``QuantizeWrapper.quantize_config`` holds for it).
+
+    Describes the registry's choice in tfmot's terms (the kernel(s) and their
+    quantizer, the output quantizer); the wrapper computes the layer through
+    its own scheme (BatchNorm folding, ranges inside composite layers), not
+    through ``set_quantize_weights``.
+    """
+
+    def get_weights_and_quantizers(self, layer):
+        k = registry.kernel_layer(layer)
+        if k is None:
+            return []
+        names = ("depthwise_kernel", "pointwise_kernel") if hasattr(k, "pointwise_kernel") else ("kernel",)
+        return [(getattr(k, n), registry.weight_quantizer(layer)) for n in names]
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        raise NotImplementedError("built-in layers are computed by their QuantizeWrapper scheme")
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        raise NotImplementedError("built-in layers are computed by their QuantizeWrapper scheme")
+
+    def get_output_quantizers(self, layer):
+        return [registry.output_quantizer(layer)]
+
+    def get_config(self):
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="keras_compress.quantization")
+class OutputOnlyConfig(QuantizeConfig):
+    """Only the output of a layer quantized; the layer computes in float (tfmot's).
+
+    ``quantize_apply`` gives it to a float layer that feeds an annotated one,
+    so the annotated layer reads an int8 tensor.
+    """
+
+    def __init__(self, quantize_config):
+        self.quantize_config = quantize_config
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def get_activations_and_quantizers(self, layer):
+        return self.quantize_config.get_activations_and_quantizers(layer)
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        return self.quantize_config.set_quantize_activations(layer, quantize_activations)
+
+    def get_output_quantizers(self, layer):
+        return self.quantize_config.get_output_quantizers(layer)
+
+    def get_config(self):
+        return {"quantize_config": self.quantize_config}
+
+    @classmethod
+    def from_config(cls, config):
+        inner = config["quantize_config"]
+        if isinstance(inner, dict):
+            inner = keras.saving.deserialize_keras_object(inner)
+        return cls(inner)
 
 
 class _QuantizingActivation:

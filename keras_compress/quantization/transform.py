@@ -52,6 +52,10 @@ from keras_compress.graph import (
 )
 from keras_compress.quantization import quantizers as Q
 from keras_compress.quantization import registry
+from keras_compress.quantization.config import (
+    Default8BitQuantizeConfig,
+    OutputOnlyConfig,
+)
 from keras_compress.quantization.registry import Kind
 from keras_compress.quantization.wrapper import (
     QuantizeAnnotate,
@@ -80,6 +84,7 @@ class Plan:
     folded: dict = field(default_factory=dict)  # producer key -> BatchNormalization node
     absorbed: dict = field(default_factory=dict)  # BatchNormalization key -> producer node
     fused: set = field(default_factory=set)  # keys whose output takes its consumer's range
+    output_only: set = field(default_factory=set)  # float layers whose output an annotated layer reads
 
 
 def select(graph: Graph, *, annotated_only: bool, float_layers: set, model_name: str) -> Plan:
@@ -113,7 +118,31 @@ def select(graph: Graph, *, annotated_only: bool, float_layers: set, model_name:
             )
             continue
         plan.wanted.add(node.key)
+    if annotated_only:
+        _output_only(graph, plan)
     return plan
+
+
+def _output_only(graph: Graph, plan: Plan) -> None:
+    """tfmot's rule: the float layer an annotated layer reads (its only input) gets a range on its output."""
+    for node in graph.nodes:
+        if node.key not in plan.wanted or len(node.inputs) != 1:
+            continue
+        source = graph.producer(node.inputs[0])
+        while _unwanted_passthrough(source, plan):  # Flatten, Reshape...: the range reaches through them
+            source = graph.producer(source.inputs[0])
+        real = plan.layers.get(source.key)
+        if source.key in plan.wanted or not source.is_layer or isinstance(source.op, QuantizeAnnotate):
+            continue
+        if registry.kind_of(real) not in (None, Kind.PASSTHROUGH) and graph.is_float(source.output()):
+            plan.output_only.add(source.key)
+
+
+def _unwanted_passthrough(node: Node, plan: Plan) -> bool:
+    """A float layer of one input that keeps its input's scale (so its input's range is its own)."""
+    if not node.is_layer or node.key in plan.wanted or len(node.inputs) != 1 or node.key not in plan.layers:
+        return False
+    return registry.kind_of(plan.layers[node.key]) is Kind.PASSTHROUGH
 
 
 def _float_in(graph: Graph, node: Node) -> bool:
@@ -151,10 +180,12 @@ def classify(graph: Graph, plan: Plan) -> None:
             elif extra == "rewrite":
                 plan.rewrite.add(node.key)
         if kind is None:
-            what = "layer" if node.is_layer else "operation"
+            what = f"layer '{real.name}' ({type(real).__name__})" if node.is_layer else f"operation {node.describe()}"
+            where = f" in '{'/'.join(node.scope)}'" if node.scope and node.is_layer else ""
+            name = real.name if node.is_layer else node.name
             raise UnsupportedLayerError(
-                f"{what} {node.describe()} cannot be quantized: {reason}; leave it in float with "
-                f"quantize_model(..., float_layers=['{node.name}'])"
+                f"{what}{where} cannot be quantized: {reason}; leave it in float with "
+                f"quantize_model(..., float_layers=['{name}'])"
             )
         plan.kinds[node.key] = kind
 
@@ -277,8 +308,10 @@ class _Builder:
             self.status[node.output()] = self.state(producer.output())
             return tensors[producer.output()]
         kind = plan.kinds.get(key)
+        if key in plan.output_only:
+            return self.output_only(node)
         if kind is None or kind is Kind.PASSTHROUGH:
-            return self.replay(node, kind is not None)
+            return self.replay(node, kind is not None or _unwanted_passthrough(node, plan))
         if not node.is_layer:
             return self.operation(node)
         return self.wrapped(node, kind)
@@ -296,6 +329,14 @@ class _Builder:
         quantized = same_scale and floats and all(self.state(r) == "q" for r in floats)
         self.set_status(node, outs, "q" if quantized else "f")
         return outs
+
+    def output_only(self, node: Node):
+        """A float layer that an annotated layer reads: computed in float, a range on its output."""
+        args, kwargs = self.arguments(node, quantize=False)
+        layer = self.clone(self.plan.layers[node.key])
+        out = QuantizeWrapper(layer, quantize_config=OutputOnlyConfig(Default8BitQuantizeConfig()))(*args, **kwargs)
+        self.set_status(node, out, "q")
+        return out
 
     def operation(self, node: Node):
         """A quantized Keras operation: quantized inputs, the op, then a range on its output."""

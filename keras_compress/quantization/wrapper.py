@@ -29,7 +29,12 @@ from keras_compress.quantization.composite import (
     AttentionScheme,
     LayerNormScheme,
 )
-from keras_compress.quantization.config import ConfigScheme, QuantizeConfig
+from keras_compress.quantization.config import (
+    ConfigScheme,
+    Default8BitQuantizeConfig,
+    OutputOnlyConfig,
+    QuantizeConfig,
+)
 from keras_compress.quantization.kernels import (
     ActivationQuant,
     EmbeddingScheme,
@@ -193,6 +198,9 @@ class QuantizeWrapper(keras.layers.Layer):
         weight_quantizer / output_quantizer: override the registry's choice.
         quantize_config: a :class:`~keras_compress.quantization.QuantizeConfig`
             (for a custom layer); its output quantizers replace ``output_quantizer``.
+            Default: :class:`~keras_compress.quantization.config.Default8BitQuantizeConfig`,
+            the built-in scheme of the layer's class; an ``OutputOnlyConfig``
+            runs the layer in float and quantizes only its output.
 
     Example:
         >>> import keras, numpy as np
@@ -214,7 +222,13 @@ class QuantizeWrapper(keras.layers.Layer):
         quantize_config=None,
         **kwargs,
     ):
-        kind = registry.Kind.CUSTOM if quantize_config is not None else registry.kind_of(layer)
+        quantize_config = quantize_config if quantize_config is not None else Default8BitQuantizeConfig()
+        if isinstance(quantize_config, Default8BitQuantizeConfig):
+            kind = registry.kind_of(layer)
+        elif isinstance(quantize_config, OutputOnlyConfig):  # the layer in float, a range on its output
+            kind = registry.Kind.OUTPUT
+        else:
+            kind = registry.Kind.CUSTOM
         if kind is None or kind is registry.Kind.PASSTHROUGH:
             raise QuantizationError(
                 f"layer '{layer.name}' ({type(layer).__name__}) cannot be quantized: {registry.unquantizable_reason(layer)}"
@@ -227,7 +241,7 @@ class QuantizeWrapper(keras.layers.Layer):
             _check_foldable(layer, batch_norm)
         self.preserve_sparsity = bool(preserve_sparsity)
         self.weight_quantizer = Q.get(weight_quantizer) or registry.weight_quantizer(layer)
-        outputs = quantize_config.get_output_quantizers(layer) if quantize_config is not None else None
+        outputs = quantize_config.get_output_quantizers(layer)
         self.output_quantizer = Q.get(output_quantizer) or (outputs[0] if outputs else registry.output_quantizer(layer))
         if quantize_output is None:
             quantize_output = kind is not registry.Kind.EMBEDDING and outputs != []
