@@ -23,6 +23,8 @@ __all__ = [
     "DistillationError",
     "ReportError",
     "OutputError",
+    "GraphError",
+    "UnsupportedLayerError",
 ]
 
 
@@ -64,3 +66,11 @@ class ReportError(CompressError, ValueError):
 
 class OutputError(CompressError, ValueError):
     """An output path cannot be used: a file where a folder is expected, a folder that is not ours, ..."""
+
+
+class GraphError(CompressError, ValueError):
+    """A model's layer graph cannot be read or rebuilt (subclassed model, no inputs, dangling reference)."""
+
+
+class UnsupportedLayerError(QuantizationError, RuntimeError):
+    """A layer or operation has no int8 scheme and no QuantizeConfig (a RuntimeError too, as tfmot raises)."""

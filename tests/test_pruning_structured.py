@@ -141,3 +141,70 @@ def test_bad_requests_are_refused_with_a_clear_message(kwargs, needle):
     with pytest.raises(PruningError) as info:
         prune_filters(_residual(), **kwargs)
     assert needle in str(info.value)
+
+
+def _nested():
+    """A conv outside, its channels flowing into a nested Functional (BN, ReLU, `x * 0.5`, conv) and a nested Sequential."""
+    inner_in = keras.Input((7, 7, 6), name="inner_in")
+    h = L.BatchNormalization(name="inner_bn")(inner_in)
+    h = L.ReLU(name="inner_relu")(h) * 0.5  # a Keras operation, not a layer
+    inner = keras.Model(inner_in, L.Conv2D(5, 3, name="inner_conv")(h), name="inner")
+    head = keras.Sequential([keras.Input((5, 5, 5)), L.Conv2D(4, 1, name="head_conv"), L.Flatten(), L.Dense(3, name="out")], name="head")
+    inp = keras.Input((9, 9, 3))
+    x = L.Conv2D(6, 3, name="outer_conv")(inp)
+    return keras.Model(inp, head(inner(x)), name="nested")
+
+
+@pytest.mark.parametrize(
+    "producer,consumers,per_position",
+    [("outer_conv", [("inner_conv", False)], False), ("inner_conv", [("head_conv", False)], False), ("head_conv", [("out", True)], True)],
+)
+def test_channels_flow_through_nested_models_and_operations(producer, consumers, per_position):
+    model = _nested()
+    for m in (model, model.get_layer("inner"), model.get_layer("head")):
+        _randomize(m)
+    # the layers of nested models, reached by name through their owners
+    owner = {"outer_conv": model, "inner_conv": model.get_layer("inner"), "head_conv": model.get_layer("head")}
+    consumer_owner = {"inner_conv": model.get_layer("inner"), "head_conv": model.get_layer("head"), "out": model.get_layer("head")}
+    kept = _silence_half(owner[producer], producer, [])
+    for name, pp in consumers:
+        _silence_half_inputs(consumer_owner[name].get_layer(name), owner[producer].get_layer(producer), pp)
+    small = prune_filters(model, 0.5, layers=[producer])
+    assert [l.name for l in small.layers if isinstance(l, keras.Model)] == ["inner", "head"]  # still nested
+    found = owner[producer] is model and small.get_layer(producer) or small.get_layer(owner[producer].name).get_layer(producer)
+    assert found.filters == len(kept)
+    x = np.random.default_rng(1).normal(size=(4, 9, 9, 3)).astype("float32")
+    np.testing.assert_allclose(small.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+
+
+def _silence_half_inputs(consumer, producer, per_position):
+    n = producer.get_weights()[0].shape[-1]
+    drop = np.arange(0, n, 2)
+    cw = consumer.get_weights()
+    if per_position:
+        cw[0][np.arange(cw[0].shape[0]).reshape(-1, n)[:, drop].ravel()] = 0.0
+    else:
+        cw[0][..., drop, :] = 0.0
+    consumer.set_weights(cw)
+
+
+def test_operation_on_two_tensors_is_refused_by_name():
+    inp = keras.Input((6, 6, 2))
+    a = L.Conv2D(4, 1, name="a")(inp)
+    b = L.Conv2D(4, 1, name="b")(inp)
+    model = keras.Model(inp, L.Dense(2)(L.Flatten()(a + b)))
+    with pytest.raises(PruningError, match=r"the filters of 'a' reach 'add\w*' \(Add\), an operation on 2 tensors"):
+        prune_filters(model, 0.5, layers=["a"])
+
+
+def test_recurrent_layer_loses_input_rows():
+    inp = keras.Input((8, 3))
+    x = L.Conv1D(6, 3, padding="same", name="c")(inp)
+    model = keras.Model(inp, L.Dense(2)(L.GRU(4, name="gru")(x)))
+    _randomize(model)
+    kept = _silence_half(model, "c", [])
+    _silence_half_inputs(model.get_layer("gru"), model.get_layer("c"), False)
+    small = prune_filters(model, 0.5, layers=["c"])
+    assert small.get_layer("gru").get_weights()[0].shape[0] == len(kept)
+    x = np.random.default_rng(1).normal(size=(4, 8, 3)).astype("float32")
+    np.testing.assert_allclose(small.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)

@@ -43,8 +43,9 @@ __all__ = ["RECURRENT_HELP", "crash_risks", "fusable_lstm_names", "fusable_reaso
 #: What to do instead, per recurrent layer class the int8 calibrator crashes on.
 RECURRENT_HELP = {
     "GRU": "TFLite has no fused GRU op and TF's int8 calibrator crashes on the GRU's WHILE loop; build it with "
-    "GRU(..., unroll=True) (converts to full int8 on the CPU, ops UNPACK / FULLY_CONNECTED / LOGISTIC / TANH / MUL), "
-    "replace it by an LSTM (fused into UNIDIRECTIONAL_SEQUENCE_LSTM, Edge TPU-mappable), or convert with "
+    "quantize_model(model) (QAT unrolls it into int8 FULLY_CONNECTED / LOGISTIC / TANH / MUL ops), "
+    "GRU(..., unroll=True) (int8 on the CPU, but TF's converter leaves its SPLIT in float in about 1 of 3 "
+    "conversions), replace it by an LSTM (fused into UNIDIRECTIONAL_SEQUENCE_LSTM, Edge TPU-mappable), or convert with "
     "quantization='dynamic'",
     "LSTM": "this LSTM cannot be fused into UNIDIRECTIONAL_SEQUENCE_LSTM ({why}) and TF's int8 calibrator crashes on "
     "its WHILE loop; make it fusable (tanh / sigmoid, no mask, no initial or returned state, not stateful, not "

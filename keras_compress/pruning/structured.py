@@ -8,10 +8,14 @@ smaller model: the producing layer gets fewer ``filters``/``units``, and every
 layer its channels flow into shrinks to match (BatchNormalization, PReLU and
 DepthwiseConv slice their per-channel weights, Flatten maps the channels to
 its flattened positions, and the next Conv / SeparableConv / Dense drops the
-matching input rows). Element-wise merges (Add, Multiply, Concatenate, ...)
-need the same channels on every input, so a layer whose channels reach one is
-refused with an error naming the merge (or skipped with a warning when the
-layers were not named explicitly).
+matching input rows). Keras operations that are not layers (``x * 0.5``,
+``relu6(x + 3)`` in MobileNetV3) pass channels through when they read one
+tensor; nested Sequential / Functional models (ConvNeXt's stem) are followed
+inside, and come back nested. Element-wise merges (Add, Multiply,
+Concatenate, an operation on two tensors) need the same channels on every
+input, so a layer whose channels reach one is refused with an error naming
+the merge (or skipped with a warning when the layers were not named
+explicitly). Layers are matched by their exact class.
 
 For the 2:4 pattern (m-by-n), see ``prune_low_magnitude(...,
 sparsity_m_by_n=(2, 4))``.
@@ -34,14 +38,18 @@ import warnings
 import keras
 import numpy as np
 
-from keras_compress.errors import PruningError
+from keras_compress.errors import GraphError, PruningError
+from keras_compress.graph import Graph, Node
 
-__all__ = ["prune_filters", "filter_importance"]
+__all__ = ["filter_importance", "prune_filters"]
 
 _L = keras.layers
 
 _PRODUCERS = (_L.Conv1D, _L.Conv2D, _L.SeparableConv1D, _L.SeparableConv2D, _L.Dense)
-_CONSUMERS = _PRODUCERS  # layers that take the channels as inputs and stop propagation
+# Layers that take the channels as inputs (their kernel loses input rows) and stop propagation.
+_CONSUMERS = (*_PRODUCERS, _L.GRU, _L.LSTM, _L.SimpleRNN)
+_MERGES = (_L.Add, _L.Subtract, _L.Multiply, _L.Average, _L.Maximum, _L.Minimum, _L.Concatenate, _L.Dot)
+_CHANNEL_NORMS = (_L.LayerNormalization, _L.GroupNormalization, _L.UnitNormalization, _L.Normalization)
 _PASSTHROUGH = tuple(
     getattr(_L, n)
     for n in (
@@ -54,6 +62,14 @@ _PASSTHROUGH = tuple(
     )
     if hasattr(_L, n)
 )
+# Keras operations (not layers) that act on each channel alone when they read one tensor.
+_ELEMENTWISE_OPS = {
+    "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power", "Negative",
+    "Square", "Sqrt", "Abs", "Exp", "Relu", "Relu6", "Sigmoid", "Tanh", "Gelu", "Silu", "HardSilu",
+    "HardSigmoid", "LeakyRelu", "Elu", "Selu", "Softplus", "Cast", "StopGradient", "Identity", "Clip",
+}  # fmt: skip
+# ConvNeXt's LayerScale (x * gamma, per channel) has no public class: matched by qualified name.
+_CHANNEL_SCALE = ("keras.src.applications.convnext.LayerScale",)
 
 
 def _out_kernel(layer):
@@ -64,141 +80,124 @@ def _out_kernel(layer):
 
 
 def filter_importance(layer) -> np.ndarray:
-    """L1 norm of each output filter / unit of a Conv or Dense layer."""
+    """L1 norm of each output filter / unit of a Conv or Dense layer.
+
+    Example:
+        >>> import keras
+        >>> d = keras.layers.Dense(3); d.build((None, 2))
+        >>> filter_importance(d).shape
+        (3,)
+    """
     kernel = _out_kernel(layer)
     return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
-
-
-def _history_names(obj, out):
-    """Collects the layer names referenced by keras tensors in a node's args."""
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            out.append(obj["config"]["keras_history"][0])
-        else:
-            for v in obj.values():
-                _history_names(v, out)
-    elif isinstance(obj, (list, tuple)):
-        if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):
-            out.append(obj[0])  # legacy [name, node_index, tensor_index]
-        else:
-            for v in obj:
-                _history_names(v, out)
-
-
-class _Graph:
-    def __init__(self, model):
-        self.model = model
-        self.config = model.get_config()
-        self.sequential = isinstance(model, keras.Sequential)
-        self.cfg = {}  # name -> layer config dict (mutable, inside self.config)
-        self.consumers = {}
-        self.n_nodes = {}
-        layer_cfgs = self.config["layers"]
-        if self.sequential:
-            names = [c["config"]["name"] for c in layer_cfgs if c["class_name"] != "InputLayer"]
-            for c in layer_cfgs:
-                self.cfg[c["config"]["name"]] = c
-            for a, b in zip(names, names[1:]):
-                self.consumers.setdefault(a, []).append(b)
-            self.outputs = {names[-1]}
-            for n in names:
-                self.n_nodes[n] = 1
-        else:
-            for c in layer_cfgs:
-                name = c.get("name", c["config"]["name"])
-                self.cfg[name] = c
-                self.n_nodes[name] = len(c.get("inbound_nodes", []))
-                for node in c.get("inbound_nodes", []):
-                    sources = []
-                    _history_names(node, sources)
-                    for s in dict.fromkeys(sources):
-                        self.consumers.setdefault(s, []).append(name)
-            outs = []
-            _history_names(self.config["output_layers"], outs)
-            self.outputs = set(outs)
 
 
 def _is_channels_last(layer) -> bool:
     return getattr(layer, "data_format", "channels_last") in (None, "channels_last")
 
 
-def _bn_on_last_axis(layer) -> bool:
+def _bn_on_last_axis(layer, rank: int) -> bool:
     axis = layer.axis
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-    if axis == -1:
-        return True
-    return isinstance(axis, int) and axis == len(layer.input.shape) - 1
+    return isinstance(axis, int) and axis in (-1, rank - 1)
 
 
-def _plan(graph, producer, keep):
-    """Follows `producer`'s channels; returns {layer name: (kind, index array)} or raises."""
-    model = graph.model
-    plan = {}
-    if producer.name in graph.outputs:
+def _qualname(layer) -> str:
+    return f"{type(layer).__module__}.{type(layer).__name__}"
+
+
+def _rank(graph: Graph, node: Node) -> int:
+    return len(graph.shapes.get(node.inputs[0]) or ()) if node.inputs else 0
+
+
+def _step(graph: Graph, node: Node, idx, where: str, producer: str):
+    """How ``node`` takes the kept channels ``idx``: (plan kind, index array, whether to follow on)."""
+    op = node.op
+    if node.alias is not None:  # the input layer of a nested model: its declared shape shrinks
+        return "input", idx, True
+    if not node.is_layer:
+        tensors = [r for r in node.inputs if graph.is_float(r)]
+        if node.class_name in _ELEMENTWISE_OPS and len(tensors) == 1:
+            return "none", idx, True
         raise PruningError(
-            f"layer '{producer.name}': its output is a model output; removing its "
-            "units would change the model's output shape"
+            f"{where}, an operation on {len(tensors)} tensors that needs all their channels (a merge, reshape "
+            f"or reduction); leave '{producer}' out of `layers`"
         )
-    stack = [(c, keep, producer.name) for c in graph.consumers.get(producer.name, [])]
+    kind = type(op)
+    if kind in _CONSUMERS:
+        if getattr(op, "groups", 1) != 1 or not _is_channels_last(op):
+            raise PruningError(f"{where}, which uses groups or channels_first; leave '{producer}' out of `layers`")
+        return "in", idx, False
+    if kind in (_L.DepthwiseConv1D, _L.DepthwiseConv2D):
+        if not _is_channels_last(op):
+            raise PruningError(f"{where}, which uses channels_first")
+        return "depthwise", idx, True  # (its outputs: every multiplier of each kept channel)
+    if kind is _L.BatchNormalization:
+        if not _bn_on_last_axis(op, _rank(graph, node)):
+            raise PruningError(f"{where}, which normalizes axis {op.axis}, not channels")
+        return "channel", idx, True
+    if kind is _L.PReLU:
+        if op.get_weights()[0].shape[-1] != graph.shapes[node.inputs[0]][-1]:
+            raise PruningError(f"{where}, whose alpha is shared across channels")
+        return "channel", idx, True
+    if _qualname(op) in _CHANNEL_SCALE:
+        return "channel", idx, True
+    if kind is _L.Flatten:
+        shape = graph.shapes[node.inputs[0]]
+        positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        return "none", (np.arange(positions)[:, None] * shape[-1] + idx[None, :]).ravel(), True
+    if kind in _PASSTHROUGH:
+        if not _is_channels_last(op):
+            raise PruningError(f"{where}, which uses channels_first")
+        return "none", idx, True
+    raise PruningError(f"{where}, {_why_not(op)}; leave '{producer}' out of `layers`")
+
+
+def _why_not(layer) -> str:
+    """Why the channels cannot flow through ``layer``."""
+    if type(layer) in _MERGES:
+        return "a merge whose inputs must keep the same channels (its other inputs keep all of theirs)"
+    if type(layer) in _CHANNEL_NORMS:
+        return "which normalizes over the channels (removing some changes the others' statistics)"
+    if type(layer) in (_L.Reshape, _L.Permute, _L.RepeatVector):
+        return "which moves channels to other axes"
+    return "which needs all its input channels (prune_filters does not know how to shrink it)"
+
+
+def _plan(graph: Graph, producer: Node, keep):
+    """Follows ``producer``'s channels; returns {node key: (kind, index array)} or raises."""
+    name = producer.name
+    if graph.is_output(producer.output()):
+        raise PruningError(
+            f"layer '{name}': its output is a model output; removing its units would change the model's output shape"
+        )
+    stack = [(c, keep) for c in graph.consumers(producer.output())]
     if not stack:
-        raise PruningError(f"layer '{producer.name}': nothing consumes its output")
+        raise PruningError(f"layer '{name}': nothing consumes its output")
+    plan = {}
     while stack:
-        name, idx, src = stack.pop()
-        layer = model.get_layer(name)
-        where = f"the filters of '{producer.name}' reach '{name}' ({type(layer).__name__})"
-        if graph.n_nodes.get(name, 1) > 1:
+        node, idx = stack.pop()
+        where = f"the filters of '{name}' reach {node.describe()}"
+        if graph.shared(node):
             raise PruningError(f"{where}, a layer shared by several inputs; cannot shrink it")
-        if name in plan:
+        if node.key in plan:
             raise PruningError(f"{where} along two paths; cannot shrink it")
-        follow = True
-        if isinstance(layer, _CONSUMERS):
-            if getattr(layer, "groups", 1) != 1 or not _is_channels_last(layer):
-                raise PruningError(f"{where}, which uses groups or channels_first")
-            plan[name] = ("in", idx)
-            follow = False
-        elif isinstance(layer, (_L.DepthwiseConv1D, _L.DepthwiseConv2D)):
-            if not _is_channels_last(layer):
-                raise PruningError(f"{where}, which uses channels_first")
-            mult = layer.depth_multiplier
-            plan[name] = ("depthwise", idx)
+        kind, idx, follow = _step(graph, node, idx, where, name)
+        plan[node.key] = (kind, idx)
+        if kind == "depthwise":
+            mult = node.op.depth_multiplier
             idx = (idx[:, None] * mult + np.arange(mult)[None, :]).ravel()
-        elif isinstance(layer, _L.BatchNormalization):
-            if not _bn_on_last_axis(layer):
-                raise PruningError(f"{where}, which normalizes axis {layer.axis}, not channels")
-            plan[name] = ("channel", idx)
-        elif isinstance(layer, _L.PReLU):
-            alpha = layer.get_weights()[0]
-            if alpha.shape[-1] != layer.input.shape[-1]:
-                raise PruningError(f"{where}, whose alpha is shared across channels")
-            plan[name] = ("channel", idx)
-        elif isinstance(layer, _L.Flatten):
-            shape = layer.input.shape
-            channels = shape[-1]
-            positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
-            idx = (np.arange(positions)[:, None] * channels + idx[None, :]).ravel()
-            plan[name] = ("none", idx)
-        elif isinstance(layer, _PASSTHROUGH):
-            if not _is_channels_last(layer):
-                raise PruningError(f"{where}, which uses channels_first")
-            plan[name] = ("none", idx)
-        else:
-            raise PruningError(
-                f"{where}, which needs all its input channels (merges such as Add across a "
-                "residual connection, Concatenate, Reshape, normalization over channels); "
-                f"leave '{producer.name}' out of `layers`"
-            )
         if follow:
-            if name in graph.outputs:
+            if graph.is_output(node.output()):
                 raise PruningError(f"{where}, which is a model output; its shape would change")
-            for c in graph.consumers.get(name, []):
-                stack.append((c, idx, name))
+            stack.extend((c, idx) for c in graph.consumers(node.output()))
     return plan
 
 
 def _slice_weights(layer, weights, in_idx, out_idx):
     """New weight arrays of `layer` for kept input / output channel indices."""
     w = list(weights)
-    if isinstance(layer, (_L.SeparableConv1D, _L.SeparableConv2D)):
+    if type(layer) in (_L.SeparableConv1D, _L.SeparableConv2D):
         mult = layer.depth_multiplier
         if in_idx is not None:
             w[0] = np.take(w[0], in_idx, axis=-2)
@@ -209,7 +208,7 @@ def _slice_weights(layer, weights, in_idx, out_idx):
             if len(w) > 2:
                 w[2] = w[2][out_idx]
         return w
-    if isinstance(layer, _PRODUCERS):
+    if type(layer) in _CONSUMERS:  # Conv / Dense, or a recurrent layer (its input kernel only)
         if in_idx is not None:
             w[0] = np.take(w[0], in_idx, axis=-2)
         if out_idx is not None:
@@ -217,24 +216,129 @@ def _slice_weights(layer, weights, in_idx, out_idx):
             if len(w) > 1:
                 w[1] = w[1][out_idx]
         return w
-    if isinstance(layer, (_L.DepthwiseConv1D, _L.DepthwiseConv2D)):
+    if type(layer) in (_L.DepthwiseConv1D, _L.DepthwiseConv2D):
         mult = layer.depth_multiplier
         w[0] = np.take(w[0], in_idx, axis=-2)
         if len(w) > 1:
             w[1] = w[1][(in_idx[:, None] * mult + np.arange(mult)[None, :]).ravel()]
         return w
-    if isinstance(layer, _L.PReLU):
+    if type(layer) is _L.PReLU:
         return [np.take(w[0], in_idx, axis=-1)]
-    # BatchNormalization: every weight is per channel.
+    # BatchNormalization, LayerScale: every weight is per channel.
     return [np.take(a, in_idx, axis=-1) for a in w]
+
+
+def _read(model) -> Graph:
+    if not isinstance(model, keras.Model):
+        raise PruningError(f"prune_filters needs a keras.Model, got {type(model).__name__}")
+    try:
+        graph = Graph(model)
+    except GraphError as e:
+        raise PruningError(f"prune_filters: {e}") from None
+    for node in graph.nodes:
+        if type(node.op).__name__ == "PruneLowMagnitude":
+            raise PruningError(
+                f"prune_filters: layer '{node.op.name}' is under magnitude pruning; call strip_pruning(model) first"
+            )
+        if isinstance(node.op, keras.Model):
+            raise PruningError(
+                f"prune_filters: layer {node.describe()} of '{model.name}' is a subclassed model whose graph "
+                "cannot be read; prune_filters follows Sequential and Functional models (nested ones too)"
+            )
+    return graph
+
+
+def _producers(graph: Graph, layers) -> tuple[list[Node], bool]:
+    """The nodes to shrink: the ones named in ``layers``, or every Conv / Dense."""
+    if layers is None:
+        return [n for n in graph.nodes if type(n.op) in _PRODUCERS], False
+    by_name = {}
+    for n in graph.nodes:
+        by_name.setdefault(n.name, n)
+        by_name.setdefault(getattr(n.op, "name", n.name), n)
+    chosen = []
+    for item in layers:
+        name = item if isinstance(item, str) else item.name
+        node = by_name.get(name)
+        if node is None or node.is_input:
+            raise PruningError(f"prune_filters: model '{graph.model.name}' has no layer '{name}'")
+        if type(node.op) not in _PRODUCERS:
+            raise PruningError(
+                f"layer '{name}' ({type(node.op).__name__}) has no filters or units to remove: "
+                "expected Conv1D, Conv2D, SeparableConv1D/2D or Dense"
+            )
+        chosen.append(node)
+    return chosen, True
+
+
+def _plans(graph: Graph, producers, fraction, explicit):
+    """{producer key: (kept indices, plan)} for every producer that can be shrunk; warns about the rest."""
+    plans, skipped = {}, []
+    for node in producers:
+        layer = node.op
+        try:
+            if graph.shared(node):
+                raise PruningError(f"layer '{node.name}' is shared by several inputs; cannot shrink it")
+            if getattr(layer, "groups", 1) != 1:
+                raise PruningError(
+                    f"layer '{node.name}' is a grouped convolution (groups={layer.groups}); "
+                    "prune_filters shrinks convolutions with groups=1"
+                )
+            if not _is_channels_last(layer):
+                raise PruningError(f"layer '{node.name}' uses channels_first; prune_filters needs channels_last")
+            score = filter_importance(layer)
+            n_keep = max(1, round(len(score) * (1.0 - fraction)))
+            keep = np.sort(np.argsort(-score, kind="stable")[:n_keep])
+            plans[node.key] = (keep, _plan(graph, node, keep))
+        except PruningError as e:
+            if explicit:
+                raise
+            skipped.append(str(e))
+    if skipped:
+        warnings.warn("prune_filters skipped: " + "; ".join(skipped), stacklevel=3)
+    if not plans:
+        raise PruningError(f"prune_filters: no layer of '{graph.model.name}' can be shrunk: {skipped}")
+    return plans
+
+
+def _strip_build_shapes(obj):
+    """Drops recorded build shapes from a config (the channel counts change)."""
+    if isinstance(obj, dict):
+        obj.pop("build_config", None)
+        obj.pop("build_input_shape", None)
+        for v in obj.values():
+            _strip_build_shapes(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _strip_build_shapes(v)
+
+
+def _rebuild(model, graph: Graph, plans):
+    """The smaller model from the edited config; returns it with {key: (in idx, out idx, channel idx)}."""
+    slices: dict = {}
+    for key, (keep, plan) in plans.items():
+        node = graph.node(*key)
+        cfg = node.entry["config"]
+        cfg["units" if "units" in cfg else "filters"] = len(keep)
+        slices.setdefault(key, [None, None, None])[1] = keep
+        for target, (kind, idx) in plan.items():
+            if kind == "in":
+                slices.setdefault(target, [None, None, None])[0] = idx
+            elif kind in ("channel", "depthwise"):
+                slices.setdefault(target, [None, None, None])[2] = idx
+            elif kind == "input":  # a nested model's input layer: its declared channels
+                cfg = graph.node(*target).entry["config"]
+                cfg["batch_shape"] = [*cfg["batch_shape"][:-1], len(idx)]
+    _strip_build_shapes(graph.config)
+    return type(model).from_config(graph.config), slices
 
 
 def prune_filters(model, fraction=0.5, layers=None, verbose=False):
     """Removes the weakest ``fraction`` of filters / units and returns a smaller model.
 
     Args:
-        model: A Sequential or Functional model (not nested, not under
-            ``prune_low_magnitude``; strip it first).
+        model: A Sequential or Functional model (nested ones are followed; not
+            under ``prune_low_magnitude``: strip it first).
         fraction: Fraction of output channels removed from each selected
             layer, in (0, 1); at least one channel is kept.
         layers: Names (or layer objects) of the Conv1D/Conv2D/SeparableConv/
@@ -244,100 +348,33 @@ def prune_filters(model, fraction=0.5, layers=None, verbose=False):
         verbose: Print one line per shrunk layer.
 
     Returns:
-        A new, uncompiled ``keras.Model`` with fewer channels, carrying the
-        kept weights. Fine-tune it to recover accuracy.
+        A new, uncompiled model of the same type (nested models stay nested)
+        with fewer channels, carrying the kept weights. Fine-tune it to
+        recover accuracy.
 
     Raises:
         PruningError: an explicitly named layer cannot be shrunk (the message
-            names the layer that blocks it), or ``fraction`` is out of range.
+            names the layer that blocks it and why), or ``fraction`` is out of range.
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise PruningError(f"fraction must be a float in (0, 1), got {fraction!r}")
-    if not isinstance(model, keras.Model):
-        raise PruningError(f"prune_filters needs a keras.Model, got {type(model).__name__}")
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            raise PruningError(
-                f"prune_filters: layer '{layer.name}' of '{model.name}' is a nested model; "
-                "prune_filters works on flat Sequential / Functional models"
-            )
-        if type(layer).__name__ == "PruneLowMagnitude":
-            raise PruningError(
-                f"prune_filters: layer '{layer.name}' is under magnitude pruning; call "
-                "strip_pruning(model) first"
-            )
-    try:
-        graph = _Graph(model)
-    except (KeyError, TypeError, NotImplementedError) as e:
-        raise PruningError(
-            f"prune_filters: model '{model.name}' ({type(model).__name__}) is not a "
-            f"Sequential or Functional model ({e})"
-        ) from None
-
-    explicit = layers is not None
-    if explicit:
-        names = [l if isinstance(l, str) else l.name for l in layers]
-        for n in names:
-            try:
-                layer = model.get_layer(n)
-            except ValueError:
-                raise PruningError(f"prune_filters: model '{model.name}' has no layer '{n}'") from None
-            if not isinstance(layer, _PRODUCERS):
-                raise PruningError(
-                    f"layer '{n}' ({type(layer).__name__}) has no filters or units to remove: "
-                    "expected Conv1D, Conv2D, SeparableConv1D/2D or Dense"
-                )
-    else:
-        names = [l.name for l in model.layers if isinstance(l, _PRODUCERS)]
-
-    out_keep, in_keep, skipped = {}, {}, []
-    plans = {}
-    for n in names:
-        layer = model.get_layer(n)
-        try:
-            if getattr(layer, "groups", 1) != 1 or not _is_channels_last(layer):
-                raise PruningError(f"layer '{n}' uses groups or channels_first")
-            score = filter_importance(layer)
-            n_keep = max(1, int(round(len(score) * (1.0 - fraction))))
-            keep = np.sort(np.argsort(-score, kind="stable")[:n_keep])
-            plans[n] = (keep, _plan(graph, layer, keep))
-        except PruningError as e:
-            if explicit:
-                raise
-            skipped.append(str(e))
-    if skipped:
-        warnings.warn("prune_filters skipped: " + "; ".join(skipped), stacklevel=2)
-    if not plans:
-        raise PruningError(f"prune_filters: no layer of '{model.name}' can be shrunk: {skipped}")
-
-    channel_idx = {}  # layer -> index array for its per-channel weights (BN, depthwise, PReLU)
-    for n, (keep, plan) in plans.items():
-        out_keep[n] = keep
-        for target, (kind, idx) in plan.items():
-            if kind == "in":
-                in_keep[target] = idx
-            elif kind in ("channel", "depthwise"):
-                channel_idx[target] = idx
-
-    config = graph.config
-    for n, keep in out_keep.items():
-        cfg = graph.cfg[n]["config"]
-        cfg["units" if "units" in cfg else "filters"] = int(len(keep))
-    for c in config["layers"]:
-        c.pop("build_config", None)
-    new_model = type(model).from_config(config)
-
-    for layer in model.layers:
-        if not layer.weights:
+    graph = _read(model)
+    producers, explicit = _producers(graph, layers)
+    plans = _plans(graph, producers, fraction, explicit)
+    new_model, slices = _rebuild(model, graph, plans)
+    done = set()
+    for node in graph.nodes:
+        layer = node.op
+        if not node.is_layer or id(layer) in done or not layer.weights:
             continue
-        name = layer.name
+        done.add(id(layer))
         weights = layer.get_weights()
-        if name in out_keep or name in in_keep:
-            weights = _slice_weights(layer, weights, in_keep.get(name), out_keep.get(name))
-        elif name in channel_idx:
-            weights = _slice_weights(layer, weights, channel_idx[name], None)
-        new_model.get_layer(name).set_weights(weights)
-        if verbose and name in out_keep:
-            before = len(filter_importance(layer))
-            print(f"{name}: {before} -> {len(out_keep[name])} channels")
+        in_idx, out_idx, channel_idx = slices.get(node.key, (None, None, None))
+        if in_idx is not None or out_idx is not None:
+            weights = _slice_weights(layer, weights, in_idx, out_idx)
+        elif channel_idx is not None:
+            weights = _slice_weights(layer, weights, channel_idx, None)
+        graph.locate(new_model, node).set_weights(weights)
+        if verbose and out_idx is not None:
+            print(f"{node.name}: {len(filter_importance(layer))} -> {len(out_idx)} channels")
     return new_model

@@ -22,6 +22,11 @@ QuantizeAnnotate), ``quantize`` (quantize_model, quantize_annotate_layer,
 quantize_apply), ``recipes`` (PTQ / QAT from a trained float model in one call).
 """
 
+from keras_compress.quantization.config import (
+    Default8BitQuantizeConfig,
+    OutputOnlyConfig,
+    QuantizeConfig,
+)
 from keras_compress.quantization.quantize import (
     quantize_annotate_layer,
     quantize_annotate_model,
@@ -43,10 +48,13 @@ from keras_compress.quantization.wrapper import (
 )
 
 __all__ = [
+    "Default8BitQuantizeConfig",
     "FixedRangeQuantizer",
     "LastValueQuantizer",
     "MovingAverageQuantizer",
+    "OutputOnlyConfig",
     "QuantizeAnnotate",
+    "QuantizeConfig",
     "QuantizeLayer",
     "QuantizeWrapper",
     "Quantizer",

@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import keras
 from keras import ops
 
@@ -100,6 +102,8 @@ class LastValueQuantizer(Quantizer):
         per_axis: one range per slice along ``axis`` (per output channel).
         axis: the channel axis when ``per_axis``.
         narrow_range: use ``[-127, 127]`` (TFLite's int8 weight scheme).
+        symmetric: ``[-max|w|, max|w|]`` (TFLite's); False: ``[min(w), max(w)]``
+            widened to contain 0 (tfmot's option).
 
     Example:
         >>> import numpy as np
@@ -108,28 +112,39 @@ class LastValueQuantizer(Quantizer):
         1.0
     """
 
-    def __init__(self, num_bits=8, per_axis=False, axis=-1, narrow_range=True):
+    def __init__(self, num_bits=8, per_axis=False, axis=-1, narrow_range=True, symmetric=True):
         _check_bits(num_bits)
         self.num_bits = num_bits
         self.per_axis = bool(per_axis)
         self.axis = int(axis)
         self.narrow_range = bool(narrow_range)
+        self.symmetric = bool(symmetric)
 
     def __call__(self, inputs, training, weights, **kwargs):
         x = ops.convert_to_tensor(inputs)
         if self.per_axis:
             axis = self.axis % len(x.shape)
             reduce = [i for i in range(len(x.shape)) if i != axis]
-            bound = ops.max(ops.abs(x), axis=reduce)
         else:
-            axis = None
-            bound = ops.max(ops.abs(x))
-        # The range is not trained: no gradient through max(|w|) (straight-through for w only).
-        bound = ops.stop_gradient(ops.maximum(bound, _MIN_WEIGHT_RANGE))
-        return fake_quant(x, -bound, bound, num_bits=self.num_bits, narrow_range=self.narrow_range, axis=axis)
+            axis, reduce = None, None
+        if self.symmetric:
+            hi = ops.maximum(ops.max(ops.abs(x), axis=reduce), _MIN_WEIGHT_RANGE)
+            lo = -hi
+        else:  # the weights' own [min, max], widened to contain 0
+            lo = ops.minimum(ops.min(x, axis=reduce), 0.0)
+            hi = ops.maximum(ops.max(x, axis=reduce), lo + _MIN_WEIGHT_RANGE)
+        # The range is not trained: no gradient through it (straight-through for w only).
+        lo, hi = ops.stop_gradient(lo), ops.stop_gradient(hi)
+        return fake_quant(x, lo, hi, num_bits=self.num_bits, narrow_range=self.narrow_range, axis=axis)
 
     def get_config(self):
-        return {"num_bits": self.num_bits, "per_axis": self.per_axis, "axis": self.axis, "narrow_range": self.narrow_range}
+        return {
+            "num_bits": self.num_bits,
+            "per_axis": self.per_axis,
+            "axis": self.axis,
+            "narrow_range": self.narrow_range,
+            "symmetric": self.symmetric,
+        }
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -145,6 +160,8 @@ class MovingAverageQuantizer(Quantizer):
         ema_decay: moving-average decay per training step.
         narrow_range: ``False`` for TFLite activations (``[-128, 127]``).
         init_min, init_max: the range before any training batch.
+        per_axis: tfmot's argument; only False (per tensor) is supported.
+        symmetric: a range symmetric around 0 (tfmot's option; TFLite's activations are not).
 
     Example:
         >>> import numpy as np
@@ -153,8 +170,12 @@ class MovingAverageQuantizer(Quantizer):
         (-6.0, 6.0)
     """
 
-    def __init__(self, num_bits=8, ema_decay=0.99, narrow_range=False, init_min=-6.0, init_max=6.0):
+    def __init__(
+        self, num_bits=8, ema_decay=0.99, narrow_range=False, init_min=-6.0, init_max=6.0, per_axis=False, symmetric=False
+    ):
         _check_bits(num_bits)
+        if per_axis:
+            raise QuantizationError("MovingAverageQuantizer: per_axis=True is not supported (TFLite's activations are per tensor)")
         if not 0.0 <= float(ema_decay) < 1.0:
             raise QuantizationError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         if not float(init_min) <= 0.0 <= float(init_max):
@@ -164,6 +185,7 @@ class MovingAverageQuantizer(Quantizer):
         self.narrow_range = bool(narrow_range)
         self.init_min = float(init_min)
         self.init_max = float(init_max)
+        self.symmetric = bool(symmetric)
 
     def build(self, tensor_shape, name, layer):
         min_var = layer.add_weight(
@@ -193,6 +215,9 @@ class MovingAverageQuantizer(Quantizer):
             lo, hi = ops.convert_to_tensor(min_var), ops.convert_to_tensor(max_var)
         lo = ops.minimum(lo, 0.0)
         hi = ops.maximum(ops.maximum(hi, 0.0), lo + 1e-6)
+        if self.symmetric:
+            hi = ops.maximum(hi, -lo)
+            lo = -hi
         return fake_quant(x, lo, hi, num_bits=self.num_bits, narrow_range=self.narrow_range)
 
     def get_config(self):
@@ -202,6 +227,7 @@ class MovingAverageQuantizer(Quantizer):
             "narrow_range": self.narrow_range,
             "init_min": self.init_min,
             "init_max": self.init_max,
+            "symmetric": self.symmetric,
         }
 
 
@@ -217,7 +243,7 @@ class FixedRangeQuantizer(Quantizer):
 
     # TFLite int8 kernels: LOGISTIC / SOFTMAX output scale 1/256, zero point -128;
     # TANH output scale 1/128, zero point 0.
-    _FIXED = {
+    _FIXED: ClassVar[dict] = {
         "softmax": (0.0, 255.0 / 256.0),
         "sigmoid": (0.0, 255.0 / 256.0),
         "tanh": (-1.0, 127.0 / 128.0),
@@ -257,7 +283,7 @@ def get(identifier) -> Quantizer | None:
 
     Example:
         >>> get("moving_average")
-        MovingAverageQuantizer(num_bits=8, ema_decay=0.99, narrow_range=False, init_min=-6.0, init_max=6.0)
+        MovingAverageQuantizer(num_bits=8, ema_decay=0.99, narrow_range=False, init_min=-6.0, init_max=6.0, symmetric=False)
     """
     if identifier is None or isinstance(identifier, Quantizer):
         return identifier

@@ -1,22 +1,14 @@
 """Layers that simulate int8 in training: `QuantizeWrapper`, `QuantizeLayer`, `QuantizeAnnotate`.
 
-:class:`QuantizeWrapper` holds a layer and runs it as the int8 TFLite kernel
-will. For a Conv2D / DepthwiseConv2D / Dense (possibly inside a pruning
-wrapper) it computes the op itself from the fake-quantized kernel, with a
-following BatchNormalization folded in (``w * gamma / sqrt(var + eps)``,
-``beta + (b - mean) * gamma / sqrt(var + eps)``) exactly as the converter
-folds it; for other layers it calls the layer. Its output then goes through an
-activation quantizer, unless a ReLU follows that TFLite will fuse.
-
-BatchNorm folding in training: the convolution runs once, with the kernel
-folded by the *moving* statistics and fake-quantized; its output is then
-renormalised with the batch statistics (``gamma * sign(s) * (y - mean(y)) /
-sqrt(var(y) + eps * s**2) + beta`` where ``s = gamma / sqrt(moving_var +
-eps)``), which equals BatchNorm in training up to the kernel's rounding, and
-the moving statistics are updated from ``mean(y) / s`` and ``var(y) / s**2``.
-In inference (and in the exported graph) the output is the folded
-convolution itself, as the int8 kernel computes it. A BatchNormalization with
-``trainable=False`` always uses its moving statistics.
+:class:`QuantizeWrapper` holds a layer and runs it as TFLite's int8 kernels
+will, through the scheme of its kind (:mod:`~keras_compress.quantization.registry`):
+kernels fake-quantized and a following BatchNormalization folded in
+(:mod:`~keras_compress.quantization.kernels`), layers that TFLite runs as
+several ops with a range after each (:mod:`~keras_compress.quantization.composite`),
+a custom layer through its :class:`~keras_compress.quantization.QuantizeConfig`,
+or else the layer itself. Its output then goes through an activation
+quantizer, unless a ReLU follows that TFLite will fuse. Every keyword Keras
+passes to a layer (``mask`` included) is passed on to the wrapped layer.
 
 Every layer here has the class attribute ``kc_fake_quant = True``, by which
 :func:`keras_compress.convert.to_tflite` knows the model carries its own
@@ -25,12 +17,30 @@ ranges.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
-from keras import ops
 
 from keras_compress.errors import QuantizationError
 from keras_compress.quantization import quantizers as Q
 from keras_compress.quantization import registry
+from keras_compress.quantization.composite import (
+    AffineScheme,
+    AttentionScheme,
+    LayerNormScheme,
+)
+from keras_compress.quantization.config import (
+    ConfigScheme,
+    Default8BitQuantizeConfig,
+    OutputOnlyConfig,
+    QuantizeConfig,
+)
+from keras_compress.quantization.kernels import (
+    ActivationQuant,
+    EmbeddingScheme,
+    KernelScheme,
+)
+from keras_compress.quantization.recurrent import RecurrentScheme
 
 __all__ = ["QuantizeAnnotate", "QuantizeLayer", "QuantizeWrapper"]
 
@@ -38,8 +48,8 @@ _PACKAGE = "keras_compress.quantization"
 _L = keras.layers
 
 
-def _deserialize_layer(config, custom_objects=None):
-    if config is None or isinstance(config, keras.layers.Layer):
+def _deserialize(config, custom_objects=None):
+    if config is None or not isinstance(config, dict):
         return config
     return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
 
@@ -61,6 +71,7 @@ class QuantizeLayer(keras.layers.Layer):
     def __init__(self, quantizer=None, **kwargs):
         super().__init__(**kwargs)
         self.quantizer = Q.get(quantizer) or Q.MovingAverageQuantizer()
+        self.supports_masking = True
         self._qvars = {}
 
     def build(self, input_shape):
@@ -84,11 +95,30 @@ class QuantizeAnnotate(keras.layers.Wrapper):
     """Marks a layer to be quantized by :func:`quantize_apply`; behaves as the layer.
 
     Made by :func:`~keras_compress.quantization.quantize_annotate_layer`.
+
+    Args:
+        layer: the layer to quantize.
+        quantize_config: a :class:`~keras_compress.quantization.QuantizeConfig`
+            saying how (None: the default scheme of the layer's class).
     """
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer, quantize_config=None, **kwargs):
         kwargs.setdefault("name", f"quant_annotate_{layer.name}")
-        super().__init__(layer, **kwargs)
+        # Keras builds a Sequential's input from its first layer's `input_shape` argument,
+        # kept in a private attribute with no public accessor: carry it over.
+        shape = getattr(layer, "_input_shape_arg", None)
+        if shape is not None and "input_shape" not in kwargs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                super().__init__(layer, input_shape=shape, **kwargs)
+        else:
+            super().__init__(layer, **kwargs)
+        if quantize_config is not None and not isinstance(quantize_config, QuantizeConfig):
+            raise QuantizationError(
+                f"quantize_config: expected a QuantizeConfig, found {type(quantize_config).__name__}"
+            )
+        self.quantize_config = quantize_config
+        self.supports_masking = getattr(layer, "supports_masking", False)
 
     def build(self, input_shape=None):
         if not self.layer.built:
@@ -98,8 +128,57 @@ class QuantizeAnnotate(keras.layers.Wrapper):
     def call(self, inputs, *args, **kwargs):
         return self.layer(inputs, *args, **kwargs)
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+    def compute_output_spec(self, *args, **kwargs):
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        return _layer_mask(self.layer, inputs, mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config["quantize_config"] = _serialize(self.quantize_config)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["layer"] = _deserialize(config["layer"], custom_objects)
+        config["quantize_config"] = _deserialize(config.get("quantize_config"), custom_objects)
+        return cls(**config)
+
+
+_SCHEMES = {
+    registry.Kind.KERNEL: KernelScheme,
+    registry.Kind.EMBEDDING: EmbeddingScheme,
+    registry.Kind.AFFINE: AffineScheme,
+    registry.Kind.LAYER_NORM: LayerNormScheme,
+    registry.Kind.ATTENTION: AttentionScheme,
+    registry.Kind.CUSTOM: ConfigScheme,
+    registry.Kind.RECURRENT: RecurrentScheme,
+}
+
+
+class _CallScheme:
+    """Any other layer: called as it is (a decomposed activation gets its range in between)."""
+
+    def __init__(self, wrapper):
+        self.layer = wrapper.layer
+        self.act = None
+        if type(self.layer) is keras.layers.Activation:
+            act = ActivationQuant(self.layer.activation, pre=False)
+            self.act = act if act.kind == "decomposed" else None
+        self.wrapper = wrapper
+
+    def build(self, input_shape):
+        if self.act is not None:
+            self.act.build(self.wrapper)
+
+    def call(self, inputs, training, *args, **kwargs):
+        if self.act is not None:
+            return self.act(inputs, training)
+        if _takes(self.layer, "training"):
+            kwargs["training"] = training
+        return self.layer(inputs, *args, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -110,13 +189,18 @@ class QuantizeWrapper(keras.layers.Layer):
 
     Args:
         layer: the layer to quantize (see :mod:`~keras_compress.quantization.registry`).
-        batch_norm: a BatchNormalization that follows a Conv2D / DepthwiseConv2D
-            ``layer``, folded into it.
+        batch_norm: a BatchNormalization that follows a Conv / Dense ``layer``, folded into it.
         quantize_output: put an activation range on the output (False when a
-            ReLU follows that TFLite fuses into this op).
+            ReLU follows that TFLite fuses into this op, or when the output
+            keeps its input's scale). Default: True, except for Embedding.
         preserve_sparsity: keep the kernel's zeros at zero (a mask taken when
             the wrapper is built; pruning-preserving QAT).
         weight_quantizer / output_quantizer: override the registry's choice.
+        quantize_config: a :class:`~keras_compress.quantization.QuantizeConfig`
+            (for a custom layer); its output quantizers replace ``output_quantizer``.
+            Default: :class:`~keras_compress.quantization.config.Default8BitQuantizeConfig`,
+            the built-in scheme of the layer's class; an ``OutputOnlyConfig``
+            runs the layer in float and quantizes only its output.
 
     Example:
         >>> import keras, numpy as np
@@ -131,171 +215,84 @@ class QuantizeWrapper(keras.layers.Layer):
         self,
         layer,
         batch_norm=None,
-        quantize_output=True,
+        quantize_output=None,
         preserve_sparsity=False,
         weight_quantizer=None,
         output_quantizer=None,
+        quantize_config=None,
         **kwargs,
     ):
-        kind = registry.kind_of(layer)
+        quantize_config = quantize_config if quantize_config is not None else Default8BitQuantizeConfig()
+        if isinstance(quantize_config, Default8BitQuantizeConfig):
+            kind = registry.kind_of(layer)
+        elif isinstance(quantize_config, OutputOnlyConfig):  # the layer in float, a range on its output
+            kind = registry.Kind.OUTPUT
+        else:
+            kind = registry.Kind.CUSTOM
         if kind is None or kind is registry.Kind.PASSTHROUGH:
             raise QuantizationError(
                 f"layer '{layer.name}' ({type(layer).__name__}) cannot be quantized: {registry.unquantizable_reason(layer)}"
             )
         kwargs.setdefault("name", f"quant_{layer.name}")
         super().__init__(**kwargs)
-        self.layer = layer
-        self.kind = kind
+        self.layer, self.kind, self.quantize_config = layer, kind, quantize_config
         self.batch_norm = batch_norm
         if batch_norm is not None:
-            if not isinstance(registry.kernel_layer(layer), (_L.Conv2D, _L.DepthwiseConv2D)):
-                raise QuantizationError(
-                    f"layer '{layer.name}' ({type(layer).__name__}): BatchNormalization folding needs a Conv2D or DepthwiseConv2D"
-                )
-            if not isinstance(batch_norm, _L.BatchNormalization):
-                raise QuantizationError(
-                    f"batch_norm: expected a BatchNormalization, found '{batch_norm.name}' ({type(batch_norm).__name__})"
-                )
-        self.quantize_output = bool(quantize_output)
+            _check_foldable(layer, batch_norm)
         self.preserve_sparsity = bool(preserve_sparsity)
-        self.weight_quantizer = Q.get(weight_quantizer) if weight_quantizer is not None else (
-            registry.weight_quantizer(layer) if kind is registry.Kind.KERNEL else None
-        )
-        self.output_quantizer = Q.get(output_quantizer) if output_quantizer is not None else registry.output_quantizer(layer)
-        self._kernel_layer = registry.kernel_layer(layer)
-        self._pre_quantizer = None
-        self._act = None
-        if self._kernel_layer is not None:
-            name = registry.activation_name(self._kernel_layer.activation)
-            if name not in (None, "linear"):
-                if batch_norm is not None:
-                    raise QuantizationError(
-                        f"layer '{layer.name}' ({type(layer).__name__}) has activation {name!r} before its BatchNormalization: "
-                        "expected a linear conv to fold"
-                    )
-                self._act = self._kernel_layer.activation
-                fixed = Q.FixedRangeQuantizer.for_activation(name)
-                if name not in ("relu", "relu6"):
-                    # A range for the op's own output, then the activation's.
-                    self._pre_quantizer = Q.MovingAverageQuantizer()
-                    if output_quantizer is None and fixed is not None:
-                        self.output_quantizer = fixed
+        self.weight_quantizer = Q.get(weight_quantizer) or registry.weight_quantizer(layer)
+        outputs = quantize_config.get_output_quantizers(layer)
+        self.output_quantizer = Q.get(output_quantizer) or (outputs[0] if outputs else registry.output_quantizer(layer))
+        if quantize_output is None:
+            quantize_output = kind is not registry.Kind.EMBEDDING and outputs != []
+        self.quantize_output = bool(quantize_output)
+        self.supports_masking = getattr(layer, "supports_masking", False)
+        self.scheme = _SCHEMES.get(kind, _CallScheme)(self)
         self._out_vars = {}
-        self._pre_vars = {}
 
     @property
     def layers(self):
         """The wrapped layers (so callbacks that look for nested wrappers find them)."""
         return [self.layer] + ([self.batch_norm] if self.batch_norm is not None else [])
 
-    # ------------------------------------------------------------------ build
+    def kernels(self) -> dict:
+        """The float kernels this wrapper fake-quantizes, as the layer uses them (pruning masks applied).
+
+        Empty for layers without a kernel. Before BatchNormalization folding.
+        """
+        if not isinstance(self.scheme, KernelScheme):
+            return {}
+        return {name: self.scheme.raw(name) for name in self.scheme.kernel_names()}
+
     def build(self, input_shape):
         if not self.layer.built:
             self.layer.build(input_shape)
         if self.batch_norm is not None and not self.batch_norm.built:
             self.batch_norm.build(self.layer.compute_output_shape(input_shape))
+        self.scheme.build(input_shape)
         if self.quantize_output:
             self._out_vars = self.output_quantizer.build(None, "output", self)
-        if self._pre_quantizer is not None:
-            self._pre_vars = self._pre_quantizer.build(None, "pre_activation", self)
-        self.sparsity_mask = None
-        if self.preserve_sparsity and self._kernel_layer is not None:
-            kernel = self._raw_kernel()
-            self.sparsity_mask = self.add_weight(
-                name="sparsity_mask",
-                shape=tuple(kernel.shape),
-                initializer=keras.initializers.Constant(1.0),
-                trainable=False,
-            )
-            self.sparsity_mask.assign(ops.cast(ops.not_equal(kernel, 0.0), self.sparsity_mask.dtype))
         self.built = True
 
-    def _raw_kernel(self):
-        k = self._kernel_layer
-        kernel = ops.convert_to_tensor(k.kernel)
-        if k is not self.layer:  # pruning wrapper: its mask applies
-            kernel = ops.multiply(kernel, ops.cast(self.layer.masks[0], kernel.dtype))
-        return kernel
-
-    # ---------------------------------------------------------------- forward
-    def _bn_params(self):
-        bn = self.batch_norm
-        var = ops.convert_to_tensor(bn.moving_variance)
-        mean = ops.convert_to_tensor(bn.moving_mean)
-        gamma = ops.convert_to_tensor(bn.gamma) if bn.scale else ops.ones_like(var)
-        beta = ops.convert_to_tensor(bn.beta) if bn.center else ops.zeros_like(var)
-        return gamma, beta, mean, var
-
-    def _scale_kernel(self, kernel, s):
-        """Multiplies the kernel by ``s`` per output channel."""
-        if isinstance(self._kernel_layer, _L.DepthwiseConv2D):
-            _, _, cin, mult = kernel.shape
-            return kernel * ops.reshape(s, (1, 1, cin, mult))
-        return kernel * s
-
-    def _quantize_kernel(self, kernel):
-        if isinstance(self._kernel_layer, _L.DepthwiseConv2D):
-            # Per output channel = per (input channel, multiplier) pair.
-            kh, kw, cin, mult = kernel.shape
-            flat = ops.reshape(kernel, (kh, kw, cin * mult))
-            return ops.reshape(self.weight_quantizer(flat, True, {}), (kh, kw, cin, mult))
-        return self.weight_quantizer(kernel, True, {})
-
-    def _apply_kernel_op(self, x, kernel):
-        k = self._kernel_layer
-        if isinstance(k, _L.DepthwiseConv2D):
-            return ops.depthwise_conv(
-                x, kernel, strides=k.strides, padding=k.padding, data_format=k.data_format, dilation_rate=k.dilation_rate
-            )
-        if isinstance(k, _L.Conv2D):
-            return k.convolution_op(x, kernel)
-        return ops.matmul(x, kernel)
-
-    def _kernel_forward(self, x, training):
-        k = self._kernel_layer
-        kernel = self._raw_kernel()
-        if self.sparsity_mask is not None:
-            kernel = kernel * ops.cast(self.sparsity_mask, kernel.dtype)
-        bias = ops.convert_to_tensor(k.bias) if k.use_bias else None
-        bn = self.batch_norm
-        if bn is None:
-            y = self._apply_kernel_op(x, self._quantize_kernel(kernel))
-            return y if bias is None else y + bias
-        gamma, beta, mean, var = self._bn_params()
-        s = gamma / ops.sqrt(var + bn.epsilon)
-        y = self._apply_kernel_op(x, self._quantize_kernel(self._scale_kernel(kernel, s)))
-        if bias is not None:
-            y = y + bias * s  # the folded conv before the BatchNorm's shift
-        if training and bn.trainable:
-            axes = list(range(len(y.shape) - 1))
-            y_mean, y_var = ops.moments(y, axes=axes)
-            out = (gamma * ops.sign(s)) * (y - y_mean) * ops.rsqrt(y_var + bn.epsilon * ops.square(s)) + beta
-            ok = ops.abs(s) > 1e-12
-            safe_s = ops.where(ok, s, ops.ones_like(s))
-            batch_mean = ops.where(ok, ops.stop_gradient(y_mean) / safe_s, mean)
-            batch_var = ops.where(ok, ops.stop_gradient(y_var) / ops.square(safe_s), var)
-            m = bn.momentum
-            bn.moving_mean.assign(mean * m + batch_mean * (1.0 - m))
-            bn.moving_variance.assign(var * m + batch_var * (1.0 - m))
-            return out
-        return y + (beta - mean * s)
-
-    def call(self, inputs, training=None):
+    def call(self, inputs, *args, training=None, **kwargs):
         training = bool(training)
-        if self._kernel_layer is not None:
-            y = self._kernel_forward(inputs, training)
-            if self._act is not None:
-                if self._pre_quantizer is not None:
-                    y = self._pre_quantizer(y, training, self._pre_vars)
-                y = self._act(y)
-        else:
-            y = self.layer(inputs, training=training) if _takes_training(self.layer) else self.layer(inputs)
+        if self.kind in (registry.Kind.ATTENTION, registry.Kind.CUSTOM, registry.Kind.RECURRENT) or isinstance(
+            self.scheme, _CallScheme
+        ):
+            y = self.scheme.call(inputs, training, *args, **kwargs)
+        else:  # kernels, affine and normalization layers ignore masks (Keras passes mask=None to some)
+            y = self.scheme.call(inputs, training)
         if self.quantize_output:
             y = self.output_quantizer(y, training, self._out_vars)
         return y
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+    def compute_output_spec(self, inputs, *args, training=None, **kwargs):
+        # The wrapped layer's own output (fake quantization changes no shape or dtype):
+        # cheaper than tracing this call.
+        return self.layer.compute_output_spec(inputs, *args, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        return _layer_mask(self.layer, inputs, mask)
 
     # ---------------------------------------------------------- serialization
     def get_config(self):
@@ -303,11 +300,12 @@ class QuantizeWrapper(keras.layers.Layer):
         config.update(
             {
                 "layer": keras.saving.serialize_keras_object(self.layer),
-                "batch_norm": keras.saving.serialize_keras_object(self.batch_norm) if self.batch_norm is not None else None,
+                "batch_norm": _serialize(self.batch_norm),
                 "quantize_output": self.quantize_output,
                 "preserve_sparsity": self.preserve_sparsity,
                 "weight_quantizer": Q.serialize(self.weight_quantizer),
                 "output_quantizer": Q.serialize(self.output_quantizer),
+                "quantize_config": _serialize(self.quantize_config),
             }
         )
         return config
@@ -315,15 +313,47 @@ class QuantizeWrapper(keras.layers.Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        config["layer"] = _deserialize_layer(config["layer"], custom_objects)
-        config["batch_norm"] = _deserialize_layer(config.get("batch_norm"), custom_objects)
+        for key in ("layer", "batch_norm", "quantize_config"):
+            config[key] = _deserialize(config.get(key), custom_objects)
         return cls(**config)
 
 
-def _takes_training(layer) -> bool:
+def _check_foldable(layer, batch_norm):
+    if not isinstance(batch_norm, keras.layers.BatchNormalization):
+        raise QuantizationError(
+            f"batch_norm: expected a BatchNormalization, found '{batch_norm.name}' ({type(batch_norm).__name__})"
+        )
+    k = registry.kernel_layer(layer)
+    if type(k) not in registry.FOLDABLE:
+        raise QuantizationError(
+            f"layer '{layer.name}' ({type(layer).__name__}): BatchNormalization folding needs one of "
+            f"{', '.join(c.__name__ for c in registry.FOLDABLE)}"
+        )
+    name = registry.activation_name(getattr(k, "activation", None))
+    if name not in (None, "linear"):
+        raise QuantizationError(
+            f"layer '{layer.name}' ({type(layer).__name__}) has activation {name!r} before its BatchNormalization: "
+            "expected a linear layer to fold"
+        )
+
+
+def _serialize(obj):
+    return None if obj is None else keras.saving.serialize_keras_object(obj)
+
+
+def _layer_mask(layer, inputs, mask):
+    if not getattr(layer, "supports_masking", False):
+        return None
+    try:
+        return layer.compute_mask(inputs, mask)
+    except TypeError:  # layers whose compute_mask takes other arguments (MultiHeadAttention)
+        return mask
+
+
+def _takes(layer, name: str) -> bool:
     import inspect
 
     try:
-        return "training" in inspect.signature(layer.call).parameters
+        return name in inspect.signature(layer.call).parameters
     except (TypeError, ValueError):
         return False
