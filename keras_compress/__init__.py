@@ -6,6 +6,7 @@ Submodules (import what you need; nothing heavy is imported here):
     keras_compress.pruning        magnitude pruning (tfmot names)
     keras_compress.quantization   quantization-aware training (tfmot names)
     keras_compress.distillation   knowledge distillation on keras.distillation
+    keras_compress.decomposition  low-rank factorization of Dense / Conv (SVD, channel, spatial)
     keras_compress.convert        to_tflite, compare
     keras_compress.datasets       offline datasets and loaders
     keras_compress.recipes        recipes; ``keras_compress.compress(recipe)`` runs one end to end
@@ -17,6 +18,7 @@ from keras_compress.errors import (
     ConfigError,
     ConversionError,
     DatasetError,
+    DecompositionError,
     PruningError,
     QuantizationError,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "PruningError",
     "QuantizationError",
     "ConfigError",
+    "DecompositionError",
     "compress",
     "__version__",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "PruningError",
     "QuantizationError",
     "ConfigError",
+    "DecompositionError",
 ]
 
 
@@ -43,3 +44,7 @@ class QuantizationError(CompressError, ValueError):
 
 class ConfigError(CompressError, ValueError):
     """A recipe or config field has a value outside what is allowed."""
+
+
+class DecompositionError(CompressError, ValueError):
+    """A layer or model cannot be factorized as asked, or a rank / energy / ratio setting is invalid."""
