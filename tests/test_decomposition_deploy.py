@@ -124,7 +124,9 @@ def test_distillation_from_the_original_recovers_accuracy(trained, digits):
     student = decompose(trained, ratio=0.25, layers=["conv2", "conv3", "fc1"])
     before = _compile(student).evaluate(x_test, y_test, verbose=0)[1]
     keras.utils.set_random_seed(0)
-    distiller = Distiller(trained, student, temperature=4.0, student_loss_weight=0.5)
+    teacher = keras.models.clone_model(trained)  # the Distiller freezes its teacher: keep the fixture trainable
+    teacher.set_weights(trained.get_weights())
+    distiller = Distiller(teacher, student, temperature=4.0, student_loss_weight=0.5)
     distiller.compile(optimizer=keras.optimizers.Adam(5e-4),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     distiller.fit(x_train, y_train, epochs=2, batch_size=32, verbose=0)

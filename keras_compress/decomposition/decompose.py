@@ -87,7 +87,6 @@ def decompose(model, *, rank: int | None = None, energy: float | None = None, ra
     """
     entries = plan_entries(model, rank=rank, energy=energy, ratio=ratio, layers=layers, method=method)
     chosen = {id(layer): (plan, svd) for plan, layer, svd in entries if plan.decomposed}
-    left = [plan for plan, _, _ in entries if not plan.decomposed]
     _check_names(model, chosen)
 
     def replace(layer, path):
@@ -97,15 +96,22 @@ def decompose(model, *, rank: int | None = None, energy: float | None = None, ra
         return factor_layers(layer, plan, svd)
 
     new_model = replace_layers(model, replace)
-    for plan, _, _ in entries:
-        line = (f"{plan.path}: {plan.method} rank {plan.rank}/{plan.full_rank}, MACs {plan.macs_before:,} -> "
-                f"{plan.macs_after:,}, energy {plan.energy:.3f}" if plan.decomposed
-                else f"{plan.path}: left alone ({plan.reason})")
+    _announce([plan for plan, _, _ in entries], verbose)
+    return new_model
+
+
+def _announce(plans, verbose: bool) -> None:
+    """One line per layer (printed if ``verbose``, logged at debug level); one warning listing the layers left alone."""
+    for plan in plans:
+        line = (
+            f"{plan.path}: {plan.method} rank {plan.rank}/{plan.full_rank}, MACs {plan.macs_before:,} -> "
+            f"{plan.macs_after:,}, energy {plan.energy:.3f}"
+            if plan.decomposed
+            else f"{plan.path}: left alone ({plan.reason})"
+        )
         if verbose:
             print(line)
         log.debug("decompose: %s", line)
+    left = [p for p in plans if not p.decomposed]
     if left:
-        warnings.warn(
-            "decompose left alone: " + "; ".join(f"'{p.path}' ({p.reason})" for p in left), stacklevel=2
-        )
-    return new_model
+        warnings.warn("decompose left alone: " + "; ".join(f"'{p.path}' ({p.reason})" for p in left), stacklevel=3)
