@@ -46,6 +46,7 @@ import edgetpu
 from keras_compress.convert import to_tflite
 from keras_compress.datasets import load_digits
 from keras_compress.decomposition import decompose, model_macs, plan_decomposition
+from keras_compress.demo import build_demo_cnn
 from keras_compress.distillation import Distiller
 from keras_compress.pruning import prune_filters
 
@@ -55,17 +56,9 @@ L = keras.layers
 # ---- models ------------------------------------------------------------------------------------
 
 
-def demo_cnn(input_shape=(32, 32, 1), classes=10, width=32):
-    """keras_compress.demo.build_demo_cnn, copied so the bench survives the demo's move."""
-    inputs = keras.Input(input_shape, name="image")
-    x = inputs
-    for i, filters in enumerate((width, 2 * width, 4 * width)):
-        x = L.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
-        x = L.MaxPooling2D(name=f"pool{i + 1}")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(2 * width, activation="relu", name="fc1")(x)
-    x = L.Dropout(0.2, name="dropout")(x)
-    return keras.Model(inputs, L.Dense(classes, name="logits")(x), name="demo_cnn")
+def demo_cnn():
+    """The demo's baseline CNN (keras_compress.demo; it moves to the recipe builders with the pipeline restructure)."""
+    return build_demo_cnn()
 
 
 def resnet_cnn(input_shape=(32, 32, 1), classes=10, widths=(16, 32, 64), blocks=2):

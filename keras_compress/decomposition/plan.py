@@ -11,7 +11,8 @@ settings back to ``decompose``.
 
 - ``None``: every Dense / Conv1D / Conv2D / Conv3D layer, nested models included;
 - a name or regular expression, or a list of them: the layers whose name (or
-  ``outer/inner`` path) matches in full;
+  ``outer/inner`` path) matches in full (a regular expression reaches only
+  Dense and convolution layers; an exact name reaches any layer);
 - a dict pattern -> setting, where a setting is an int (rank), a float (MAC
   ratio), a dict with any of ``rank``, ``energy``, ``ratio``, ``method``
   (missing keys come from the global arguments), or ``None`` (leave alone).
@@ -46,6 +47,11 @@ from keras_compress.errors import DecompositionError
 __all__ = ["LayerPlan", "bn_scale", "call_counts", "plan_decomposition", "refusal", "walk"]
 
 _L = keras.layers
+
+#: Layers a regular expression in ``layers`` may reach (the others it matches, e.g. ReLU, are ignored):
+#: the factorizable ones and the conv-like ones whose refusal is worth listing.
+_CONV_LIKE = (*FACTORIZABLE, _L.DepthwiseConv1D, _L.DepthwiseConv2D, _L.SeparableConv1D, _L.SeparableConv2D,
+              _L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose)
 
 
 @dataclass(frozen=True)
@@ -203,8 +209,10 @@ class _Selector:
             return self.default, isinstance(layer, FACTORIZABLE), False
         for name, regex, value in self.patterns:
             if regex.fullmatch(path) or regex.fullmatch(layer.name):
-                self.matched.add(name)
                 explicit = name in (path, layer.name)
+                if not explicit and not isinstance(layer, _CONV_LIKE):
+                    continue
+                self.matched.add(name)
                 if value is None:
                     return None, False, explicit
                 if value is ...:
