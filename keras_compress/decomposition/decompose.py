@@ -41,8 +41,8 @@ def decompose(model, *, rank: int | None = None, energy: float | None = None, ra
     ``method="auto"`` picks per layer (see
     :mod:`keras_compress.decomposition.rank`). ``conv3`` becomes ``conv3_a``
     and ``conv3_b``; the second factor carries the bias and activation, and a
-    BatchNormalization that follows is kept after it (the SVD is weighted by
-    the BN's gain). Layers where no factorization saves MACs, or that cannot
+    BatchNormalization that follows stays after it, unfolded (QAT and the
+    converter fold it into the second factor). Layers where no factorization saves MACs, or that cannot
     be factorized, are left alone and listed in a warning
     (:func:`~keras_compress.decomposition.plan_decomposition` returns the same
     decisions as data).

@@ -22,11 +22,6 @@ A pattern that names a layer exactly and cannot be factorized raises
 :class:`~keras_compress.errors.DecompositionError` with the reason; layers
 reached only through a wider regex, or through ``layers=None``, are left alone
 and listed with the reason. A pattern that matches no layer raises.
-
-When a Conv or Dense without activation feeds only a BatchNormalization, the
-SVD is weighted by the BN's per-channel gain ``|gamma| / sqrt(var + eps)``:
-the truncation is then the best one for what the BN outputs. The BN itself is
-kept after the second factor (``bn_scaled`` in the plan says where this applied).
 """
 
 from __future__ import annotations
@@ -37,14 +32,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
-import numpy as np
 
 from keras_compress.decomposition.macs import FACTORIZABLE, Geometry
 from keras_compress.decomposition.rank import Choice, Setting, choose
 from keras_compress.decomposition.svd import KernelSVD
 from keras_compress.errors import DecompositionError
 
-__all__ = ["LayerPlan", "bn_scale", "call_counts", "plan_decomposition", "refusal", "walk"]
+__all__ = ["LayerPlan", "call_counts", "plan_decomposition", "refusal", "walk"]
 
 _L = keras.layers
 
@@ -67,7 +61,6 @@ class LayerPlan:
         macs_before, macs_after: MACs of the layer / of its two factors (equal if left alone).
         params_before, params_after: parameters, likewise.
         energy: fraction of the squared singular values kept (1.0 if left alone).
-        bn_scaled: the SVD was weighted by a following BatchNormalization.
         reason: why the layer is left alone; ``None`` when it is factorized.
     """
 
@@ -81,7 +74,6 @@ class LayerPlan:
     params_before: int = 0
     params_after: int = 0
     energy: float = 1.0
-    bn_scaled: bool = False
     reason: str | None = None
 
     @property
@@ -140,41 +132,6 @@ def refusal(layer, calls: int = 1) -> str | None:
     return None
 
 
-def _consumers(layer, parent) -> list | None:
-    """Layers of ``parent`` whose input is ``layer``'s output (None if that cannot be told)."""
-    out = layer.output
-    found = []
-    for other in parent.layers:
-        try:
-            inputs = keras.tree.flatten(other.input)
-        except (AttributeError, ValueError):  # called at several places: not followable
-            return None
-        if any(t is out for t in inputs):
-            found.append(other)
-    return found
-
-
-def bn_scale(layer, parent) -> np.ndarray | None:
-    """Per-output-channel gain of the BatchNormalization that alone follows ``layer``, if any."""
-    if layer.activation is not keras.activations.linear:
-        return None
-    if any(t is layer.output for t in keras.tree.flatten(parent.outputs)):
-        return None
-    consumers = _consumers(layer, parent)
-    if not consumers or len(consumers) != 1 or not isinstance(consumers[0], _L.BatchNormalization):
-        return None
-    bn = consumers[0]
-    rank = len(layer.output.shape)
-    channel_axis = 1 if getattr(layer, "data_format", None) == "channels_first" else rank - 1
-    axis = bn.axis[0] if isinstance(bn.axis, (list, tuple)) and len(bn.axis) == 1 else bn.axis
-    if not isinstance(axis, int) or axis % rank != channel_axis:
-        return None
-    var = keras.ops.convert_to_numpy(bn.moving_variance).astype(np.float64)
-    gamma = keras.ops.convert_to_numpy(bn.gamma) if bn.scale else np.ones_like(var)
-    scale = np.abs(gamma) / np.sqrt(var + bn.epsilon)
-    return np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-30))
-
-
 class _Selector:
     """Resolves ``layers`` into a per-layer setting."""
 
@@ -230,15 +187,14 @@ class _Selector:
             raise DecompositionError(f"layers: {missing} match no layer of model '{model_name}'")
 
 
-def _plan_layer(path: str, layer, parent, setting: Setting, calls: int) -> tuple[LayerPlan, KernelSVD | None]:
+def _plan_layer(path: str, layer, setting: Setting, calls: int) -> tuple[LayerPlan, KernelSVD | None]:
     kind = type(layer).__name__
     reason = refusal(layer, calls)
     if reason is not None:
         return LayerPlan(path, kind, reason=reason), None
     geometry = Geometry.of(layer)
     kernel = keras.ops.convert_to_numpy(layer.kernel)
-    scale = bn_scale(layer, parent)
-    svds = {m: KernelSVD(kernel, m, scale) for m in geometry.methods()}
+    svds = {m: KernelSVD(kernel, m) for m in geometry.methods()}
     before = {"macs_before": geometry.macs_before, "params_before": geometry.params_before}
     choice = choose(geometry, svds, setting)
     if not isinstance(choice, Choice):
@@ -246,7 +202,7 @@ def _plan_layer(path: str, layer, parent, setting: Setting, calls: int) -> tuple
                          reason=choice, **before), None
     svd = svds[choice.method]
     plan = LayerPlan(path, kind, choice.method, choice.rank, svd.full_rank, macs_after=choice.macs,
-                     params_after=choice.params, energy=choice.energy, bn_scaled=scale is not None, **before)
+                     params_after=choice.params, energy=choice.energy, **before)
     return plan, svd
 
 
@@ -273,7 +229,7 @@ def plan_entries(model, *, rank=None, energy=None, ratio=None, layers=None, meth
         if id(parent) not in counts:
             counts[id(parent)] = call_counts(parent)
         calls = counts[id(parent)].get(layer.name, 1)
-        plan, svd = _plan_layer(path, layer, parent, setting, calls)
+        plan, svd = _plan_layer(path, layer, setting, calls)
         if explicit and plan.reason is not None and refusal(layer, calls) is not None:
             raise DecompositionError(f"layer '{path}': cannot be factorized: {plan.reason}")
         entries.append((plan, layer, svd))

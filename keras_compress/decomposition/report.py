@@ -9,7 +9,7 @@ import numpy as np
 
 from keras_compress.decomposition.factor_layers import factor_names
 from keras_compress.decomposition.macs import FACTORIZABLE, layer_macs, model_macs
-from keras_compress.decomposition.plan import bn_scale, call_counts, refusal, walk
+from keras_compress.decomposition.plan import call_counts, refusal, walk
 from keras_compress.decomposition.svd import KernelSVD, compose
 
 __all__ = ["decomposition_report"]
@@ -21,11 +21,11 @@ def _method(layer, a, b) -> str:
     return "channel" if all(k == 1 for k in b.kernel_size) else "spatial"
 
 
-def _factored_row(path, layer, parent, a, b) -> dict:
+def _factored_row(path, layer, a, b) -> dict:
     method = _method(layer, a, b)
     kernel = keras.ops.convert_to_numpy(layer.kernel)
     rank = int(a.kernel.shape[-1])
-    svd = KernelSVD(kernel, method, bn_scale(layer, parent))
+    svd = KernelSVD(kernel, method)
     now = compose(keras.ops.convert_to_numpy(a.kernel), keras.ops.convert_to_numpy(b.kernel), method)
     return {
         "layer": path, "status": "decomposed", "method": method, "rank": rank, "full_rank": svd.full_rank,
@@ -80,7 +80,7 @@ def decomposition_report(model, decomposed, print_fn: Callable[[str], None] | No
     (``"decomposed"``, ``"kept"`` or ``"missing"``), ``method``, ``rank`` and
     ``full_rank``, ``params_before`` / ``params_after``, ``macs_before`` /
     ``macs_after``, ``energy`` (fraction of the squared singular values the
-    rank keeps, from ``model``'s kernel, BN-weighted as ``decompose`` does),
+    rank keeps, from ``model``'s kernel),
     ``kernel_rel_error`` (relative distance of the factors' product, as they are
     now, from the original kernel: it grows with fine-tuning) and ``reason``
     (why a layer was kept, when known). Layers are matched by name
@@ -113,7 +113,7 @@ def decomposition_report(model, decomposed, print_fn: Callable[[str], None] | No
         prefix = path[: len(path) - len(layer.name)]
         a, b = (new_layers.get(prefix + n) for n in factor_names(layer.name))
         if a is not None and b is not None and path not in new_layers:
-            rows.append(_factored_row(path, layer, parent, a, b))
+            rows.append(_factored_row(path, layer, a, b))
         else:
             calls = counts.setdefault(id(parent), call_counts(parent)).get(layer.name, 1)
             rows.append(_kept_row(path, layer, path in new_layers, calls))
