@@ -28,7 +28,9 @@ Smoke test (minutes; figures meaningless):
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -40,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 import keras
 import numpy as np
-from _common import RESULTS, interleave, machine, md_table, write_results
+from _common import RESULTS, interleave, machine, machine_md, md_table, write_results
 
 import edgetpu
 from keras_compress.convert import to_tflite
@@ -262,12 +264,12 @@ def verdicts(result) -> list[str]:
         d_acc = 100 * (lr["int8_accuracy"] - pf["int8_accuracy"])
         lat_lr, lat_pf = lr["latency"]["median_ms"], pf["latency"]["median_ms"]
         overlap = not (lr["latency"]["max_ms"] < pf["latency"]["min_ms"] or pf["latency"]["max_ms"] < lr["latency"]["min_ms"])
-        acc_word = "ahead of" if d_acc > 0 else "behind" if d_acc < 0 else "level with"
+        acc = (f"{'ahead of' if d_acc > 0 else 'behind'} filter pruning by {abs(d_acc):.2f} points of int8 accuracy"
+               if round(d_acc, 2) else "level with filter pruning on int8 accuracy")
         lat_word = "within the round range of" if overlap else ("faster than" if lat_lr < lat_pf else "slower than")
         lines.append(
             f"{result['model']}, {lr['macs'] / base['macs']:.0%} vs {pf['macs'] / base['macs']:.0%} of the baseline's "
-            f"MACs: low-rank is {acc_word} filter pruning by {abs(d_acc):.2f} points of int8 accuracy "
-            f"({lr['int8_accuracy']:.2%} vs {pf['int8_accuracy']:.2%}) and {lat_word} it "
+            f"MACs: low-rank is {acc} ({lr['int8_accuracy']:.2%} vs {pf['int8_accuracy']:.2%}) and {lat_word} it "
             f"({lat_lr:.3f} vs {lat_pf:.3f} ms)."
         )
     return lines
@@ -282,7 +284,7 @@ def done_when(result) -> list[str]:
         if r["method"] != "lowrank" or r["macs"] > 0.5 * base["macs"]:
             continue
         gap = 100 * (base["int8_accuracy"] - r["int8_accuracy"])
-        where = f"{gap:.2f} points below" if gap > 0 else f"{-gap:.2f} points above"
+        where = (f"{gap:.2f} points below" if gap > 0 else f"{-gap:.2f} points above") if round(gap, 2) else "equal to"
         faster = r["latency"]["max_ms"] < base["latency"]["min_ms"]
         ok = gap <= 1.0 and faster
         out.append(
@@ -355,7 +357,7 @@ def markdown(results, m, args) -> str:
         "from the baseline, then converted to full int8 (PTQ, 200 calibration images). Latency: `edgetpu.benchmark`, "
         f"1 thread, XNNPACK, median of {args.rounds} interleaved rounds x {args.runs} invokes (range over rounds). "
         f"CPU int8 features: {', '.join(m.get('simd') or [])} (no VNNI means int8 is about as fast as float32 "
-        "here)."),
+        "here). Accuracy differences of a point or two are a handful of test images (see each model's heading)."),
         "",
         "## Done-when (demo CNN)",
         "",
@@ -367,12 +369,27 @@ def markdown(results, m, args) -> str:
     for result in results:
         parts += [f"- {line}" for line in verdicts(result)]
     for result in results:
-        parts += ["", f"## {result['model']} ({result['data']}, baseline trained in {result['train_seconds']:.0f} s)",
-                  "", model_table(result), ""]
+        n_test = int(re.search(r"(\d+) test", result["data"]).group(1))
+        heading = (f"## {result['model']} ({result['data']}: one test image is {100 / n_test:.2f} points; "
+                   f"baseline trained in {result['train_seconds']:.0f} s)")
+        parts += ["", heading, "", model_table(result), ""]
         methods = {r["variant"]: r["layer_methods"] for r in result["rows"] if r.get("layer_methods")}
         parts.append("Layers by method (auto): " + "; ".join(f"{k}: {v}" for k, v in methods.items()))
     parts += ["", "![accuracy vs MACs and latency](decomposition.png)"]
     return "\n".join(parts)
+
+
+def render(path: Path, out: Path) -> int:
+    """Markdown and plot again from a finished run's JSON (no training, no timing)."""
+    payload = json.loads(path.read_text())
+    args = argparse.Namespace(**payload["args"])
+    out.mkdir(parents=True, exist_ok=True)
+    plot(payload["results"], out / "decomposition.png")
+    md = markdown(payload["results"], payload["machine"], args)
+    machine_line = payload["machine"]
+    (out / "decomposition.md").write_text(md.rstrip() + "\n\n" + machine_md(machine_line) + "\n")
+    print(f"wrote {out / 'decomposition.md'}, {out / 'decomposition.png'}", file=sys.stderr)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -385,7 +402,10 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--render", metavar="JSON", help="only rewrite the markdown and plot from a results JSON")
     args = p.parse_args(argv)
+    if args.render:
+        return render(Path(args.render), Path(args.out))
     args.ratios = [float(r) for r in args.ratios.split(",")]
     if args.quick:
         args.ratios, args.epochs, args.rounds, args.runs = [0.45], 1, 2, 20
