@@ -7,6 +7,7 @@ environment variable is set):
     keras_compress.pruning        magnitude pruning (tfmot names), filter pruning
     keras_compress.quantization   quantization-aware training (tfmot names)
     keras_compress.distillation   knowledge distillation on keras.distillation
+    keras_compress.decomposition  low-rank factorization of Dense / Conv (SVD, channel, spatial)
     keras_compress.convert        to_tflite, compare
     keras_compress.pipeline       one compression run = a list of stages
     keras_compress.recipes        recipes (YAML / JSON); ``keras_compress.compress(recipe)`` runs one
@@ -28,6 +29,7 @@ from keras_compress.errors import (
     DatasetError,
     DistillationError,
     OutputError,
+    DecompositionError,
     PruningError,
     QuantizationError,
     ReportError,
@@ -46,6 +48,7 @@ __all__ = [
     "DistillationError",
     "ReportError",
     "OutputError",
+    "DecompositionError",
     "compress",
     "__version__",
 ]

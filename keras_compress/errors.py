@@ -25,6 +25,7 @@ __all__ = [
     "OutputError",
     "GraphError",
     "UnsupportedLayerError",
+    "DecompositionError",
 ]
 
 
@@ -74,3 +75,7 @@ class GraphError(CompressError, ValueError):
 
 class UnsupportedLayerError(QuantizationError, RuntimeError):
     """A layer or operation has no int8 scheme and no QuantizeConfig (a RuntimeError too, as tfmot raises)."""
+
+
+class DecompositionError(CompressError, ValueError):
+    """A layer or model cannot be factorized as asked, or a rank / energy / ratio setting is invalid."""
