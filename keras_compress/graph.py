@@ -30,10 +30,10 @@ Example:
     >>> x = keras.layers.Conv2D(2, 1, name="c")(inp)
     >>> y = keras.layers.ReLU(6.0, name="r")(x + 3.0)   # `x + 3.0` is an operation, not a layer
     >>> g = Graph(keras.Model(inp, y * (1.0 / 6.0)))
-    >>> [(n.name, n.is_layer) for n in g.nodes]
-    [('input_layer', True), ('c', True), ('add', False), ('r', True), ('multiply', False)]
-    >>> [n.name for n in g.consumers(g.node("c").output())]
-    ['add']
+    >>> [(n.class_name, n.is_layer) for n in g.nodes]
+    [('InputLayer', True), ('Conv2D', True), ('Add', False), ('ReLU', True), ('Multiply', False)]
+    >>> [n.class_name for n in g.consumers(g.node("c").output())]
+    ['Add']
 """
 
 from __future__ import annotations

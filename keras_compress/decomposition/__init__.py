@@ -14,11 +14,11 @@ Example:
     >>> import keras
     >>> from keras_compress.decomposition import decompose, model_macs
     >>> model = keras.Sequential([keras.Input((16, 16, 16)),
-    ...     keras.layers.Conv2D(32, 3, padding="same", name="conv"), keras.layers.BatchNormalization(),
+    ...     keras.layers.Conv2D(32, 3, padding="same", name="conv"), keras.layers.BatchNormalization(name="bn"),
     ...     keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, name="fc")])
     >>> small = decompose(model, ratio=0.5, layers="conv")
     >>> [l.name for l in small.layers][:3], model_macs(small) < 0.55 * model_macs(model)
-    (['conv_a', 'conv_b', 'batch_normalization'], True)
+    (['conv_a', 'conv_b', 'bn'], True)
 """
 
 from keras_compress.decomposition.decompose import decompose
