@@ -19,8 +19,8 @@ A **stage** is a small function in its own module, ``keras_compress/pipeline/sta
   distillation settings.
 
 Stages in the registry (:data:`STAGES`): ``build`` (source), ``train``,
-``distil``, ``prune``, ``prune_filters``, ``qat`` (Keras -> Keras, usable in a
-recipe's chains), ``convert`` (Keras -> .tflite) and ``measure`` (a table row)
+``distil``, ``prune``, ``prune_filters``, ``qat``, ``decompose`` (Keras -> Keras,
+usable in a recipe's chains), ``convert`` (Keras -> .tflite) and ``measure`` (a table row)
 for every output of a variant, ``report`` (summary, table, HTML) once at the end.
 
 **Per-layer settings.** A spec field declared with

@@ -22,7 +22,7 @@ import numpy as np
 from keras_compress.errors import ConfigError
 from keras_compress.pipeline.spec import boolean, integer, number, setting, text
 
-__all__ = ["FitSpec", "DistillationSpec", "fit", "compile_classifier", "keras_accuracy", "epoch_logger", "feature_pairs"]
+__all__ = ["FitSpec", "DistillationSpec", "fit", "teacher_copy", "compile_classifier", "keras_accuracy", "epoch_logger", "feature_pairs"]
 
 
 def feature_pairs(where: str, v: Any) -> tuple:
@@ -108,7 +108,21 @@ def epoch_logger(progress: Callable[[str], None], label: str, epochs: int):
     return EpochLog()
 
 
-def fit(model, ctx, spec: FitSpec, *, label: str, teacher: str | None = None, callbacks: Sequence[Any] = ()) -> None:
+def teacher_copy(model):
+    """A copy of ``model`` (same layers, names and weights) for a Distiller to freeze.
+
+    ``keras.distillation.Distiller`` sets ``teacher.trainable = False`` on the
+    model it is given, for good: a finished variant used as a teacher as is
+    would stay frozen for the variants that later start ``from`` it.
+    """
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def fit(model, ctx, spec: FitSpec, *, label: str, teacher: Any = None, callbacks: Sequence[Any] = ()) -> None:
     """Train ``model`` in place on ``ctx``'s training data, on the labels or distilled from ``teacher``.
 
     Args:
@@ -117,7 +131,9 @@ def fit(model, ctx, spec: FitSpec, *, label: str, teacher: str | None = None, ca
         spec: epochs, batch size and learning rate.
         label: the name in the progress lines.
         teacher: the name of a finished variant of the run to distil from
-            (with ``ctx.distillation``'s settings), or ``None``.
+            (with ``ctx.distillation``'s settings), a Keras model to distil
+            from (e.g. the one a stage received), or ``None``. The teacher is
+            copied (:func:`teacher_copy`), never frozen in place.
         callbacks: more ``fit`` callbacks (e.g. ``UpdatePruningStep``).
     """
     import keras
@@ -131,7 +147,7 @@ def fit(model, ctx, spec: FitSpec, *, label: str, teacher: str | None = None, ca
 
     d = ctx.distillation
     distiller = Distiller(
-        ctx.model(teacher),
+        teacher_copy(ctx.model(teacher) if isinstance(teacher, str) else teacher),
         model,
         student_loss_weight=d.alpha,
         temperature=d.temperature,
