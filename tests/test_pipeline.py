@@ -28,13 +28,15 @@ def test_every_registered_stage_has_a_valid_default_spec_and_a_kind():
         stage = get_stage(name)
         assert stage.name == name and dataclasses.is_dataclass(stage.spec)
         assert stage.takes in ("none", "keras", "tflite", "run") and stage.gives in ("keras", "tflite", "run")
-        if name != "distil":  # distil needs a teacher
+        if name not in ("distil", "decompose"):  # distil needs a teacher, decompose a rank, energy or ratio
             assert build_spec(stage.spec, {}, name) == stage.spec()
-    assert stage_names(takes="keras", gives="keras") == ["train", "distil", "prune", "prune_filters", "qat"]
+    assert stage_names(takes="keras", gives="keras") == ["train", "distil", "prune", "prune_filters", "qat", "decompose"]
     with pytest.raises(ConfigError, match="'cluster': unknown stage; expected one of 'build', 'train'"):
         get_stage("cluster")
     with pytest.raises(ConfigError, match=r"distil\.teacher: required"):
         build_spec(get_stage("distil").spec, {}, "distil")
+    with pytest.raises(ConfigError, match="decompose: give exactly one of rank, energy, ratio"):
+        build_spec(get_stage("decompose").spec, {}, "decompose")
 
 
 def test_artifact_evolve_keeps_the_lineage():
