@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_compress.convert.layers import layer_index, layer_of_op, layer_of_tensor
+from keras_compress.convert.layers import layer_index, layer_of_op, layer_of_tensor, walk_layers
 from keras_compress.errors import ConversionError
 
 __all__ = ["LOWBIT_MODES", "WEIGHTED_OPS", "WeightedOp", "aeq_quantize", "check_lowbit", "weight_bits", "weighted_ops"]
@@ -68,7 +68,7 @@ def weighted_ops(data: bytes, model) -> list[WeightedOp]:
     """The ops with constant weights (stored, or stored then ``DEQUANTIZE``-d), in graph order."""
     from edgetpu.model import read_model
 
-    sg, layers = read_model(data).main, layer_index(model)
+    sg, layers = read_model(data).main, _layers(model)
     producers = {o: p for p in sg.operators for o in p.outputs}
     found = []
     for op in sg.operators:
@@ -84,10 +84,17 @@ def weighted_ops(data: bytes, model) -> list[WeightedOp]:
     return found
 
 
+def _layers(model) -> dict:
+    """:func:`layer_index` plus the wrappers of single layers (a QAT wrapper names the TF scope of its layer)."""
+    wrappers = {w.name: w for w in walk_layers(model) if getattr(w, "layer", None) is not None}
+    return {**layer_index(model), **wrappers}
+
+
 def _layer_name(sg, op, w: int, layers: dict) -> str:
     """The Keras layer of a weighted op: from its weight tensor's name first (the output of the last
     op is named ``StatefulPartitionedCall:0``), else from the op's other tensors."""
     layer = layer_of_tensor(sg.tensors[op.inputs[w]].name, layers) or layer_of_op(sg, op, layers)
+    layer = getattr(layer, "layer", layer)  # a QAT wrapper: the layer it wraps
     return layer.name if layer is not None else sg.tensors[op.outputs[0]].name
 
 

@@ -85,19 +85,32 @@ def _convert_lowbit(model, opts: ConversionOptions, samples, isolate: bool | Non
 
     from keras_compress.convert.lowbit import aeq_quantize, check_lowbit, weight_bits, weighted_ops
 
-    if is_qat_model(model):
-        from keras_compress.quantization.lowbit import baked_float_model
+    from keras_compress.quantization.lowbit import float_export, qat_weight_bits
 
-        model = baked_float_model(model)
+    int8_layers = opts.int8_layers
+    if is_qat_model(model) and int8_layers is None:  # the bits it was trained with
+        int8_layers = [n for n, b in qat_weight_bits(model).items() if b == 8]
     float_opts = dataclasses.replace(opts, mode=Quantization.FLOAT32, int8_layers=None)
-    float_blob = _convert(model, float_opts, None, isolate)
-    bits = weight_bits([w.layer for w in weighted_ops(float_blob, model)], opts.int8_layers)
+    with float_export():  # a QAT model traces as a float model holding its fake-quantized weights
+        float_blob = _convert(model, float_opts, None, isolate)
+    bits = weight_bits([w.layer for w in weighted_ops(float_blob, model)], int8_layers)
     activations = 8 if opts.mode is Quantization.INT4_INT8 else None
     data, bits = aeq_quantize(float_blob, model, bits, activations=activations, samples=samples)
     check_lowbit(data, model, bits, activations=activations)
     log.info("%s: %s, %d bytes (float32: %d); 8-bit layers: %s", model.name, opts.mode.value, len(data),
              len(float_blob), [n for n, b in bits.items() if b == 8])
     return data
+
+
+def _refuse_lowbit_qat(model, quantization) -> None:
+    """A QAT model with 4-bit kernels exports only through AEQ (TF's converter has no 4-bit FakeQuant route)."""
+    from keras_compress.quantization.lowbit import exporting_float, is_lowbit_qat
+
+    mode = str(getattr(quantization, "value", quantization))
+    if mode not in ("int4_weights", "int4_int8") and not exporting_float() and is_qat_model(model) \
+            and is_lowbit_qat(model):
+        raise ConversionError(f"model {model.name!r} was trained with 4-bit weights (quantize_model(weight_bits=4)); "
+                              f"convert it with quantization='int4_weights' or 'int4_int8', not {quantization!r}")
 
 
 def _check_result(data: bytes, model, opts: ConversionOptions, calibrated: bool) -> None:
@@ -181,6 +194,7 @@ def to_tflite(
         >>> blob[4:8]
         b'TFL3'
     """
+    _refuse_lowbit_qat(model, quantization)
     opts = ConversionOptions.build(
         quantization=quantization, target=target, input_type=input_type, output_type=output_type,
         per_channel=per_channel, batch_size=batch_size, num_calibration_samples=num_calibration_samples,
