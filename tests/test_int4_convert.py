@@ -109,3 +109,15 @@ def test_weight_bits_default_and_override():
     assert weight_bits(["a", "b", "c"], None) == {"a": 8, "b": 4, "c": 8}
     assert weight_bits(["a", "b", "c"], ()) == {"a": 4, "b": 4, "c": 4}
     assert weight_bits(["a"], None) == {"a": 8}
+
+
+def test_compare_per_layer(cnn, x):
+    from keras_compress.convert import compare
+
+    all4 = to_tflite(cnn, quantization="int4_weights", int8_layers=(), verbose=False)
+    all8 = to_tflite(cnn, quantization="int4_weights", int8_layers=["stem", "body", "dw", "fc", "head"], verbose=False)
+    r4, r8 = (compare(cnn, b, x, per_layer=True) for b in (all4, all8))
+    assert {"stem", "body", "dw", "fc", "output"} <= set(r4["per_layer_sqnr_db"])
+    # 8-bit weights are ~24 dB closer to float than 4-bit ones at the first layer (6 dB per bit)
+    assert r8["per_layer_sqnr_db"]["stem"] > r4["per_layer_sqnr_db"]["stem"] + 15
+    assert "per_layer_sqnr_db" not in compare(cnn, all4, x)

@@ -43,7 +43,8 @@ import numpy as np
 from keras_compress.convert.layers import layer_index, layer_of_op, layer_of_tensor, walk_layers
 from keras_compress.errors import ConversionError
 
-__all__ = ["LOWBIT_MODES", "WEIGHTED_OPS", "WeightedOp", "aeq_quantize", "check_lowbit", "weight_bits", "weighted_ops"]
+__all__ = ["LOWBIT_MODES", "WEIGHTED_OPS", "WeightedOp", "aeq_quantize", "check_lowbit", "per_layer_error", "weight_bits",
+           "weighted_ops"]
 
 log = logging.getLogger("keras_compress")
 
@@ -191,3 +192,33 @@ def check_lowbit(data: bytes, model, bits: dict[str, int], *, activations: int |
         from keras_compress.convert.checks import check_full_integer
 
         check_full_integer(data, model, calibrated=True)
+
+
+def per_layer_error(model, tflite: bytes, x, *, max_samples: int = 16) -> dict[str, float]:
+    """``{Keras layer: SNR in dB}`` of each layer's last output (activation) tensor, by AEQ's validation.
+
+    AEQ's ``compare_model`` runs the float32 flatbuffer of ``model`` and ``tflite``
+    on the first ``max_samples`` of ``x`` and compares the tensors the two share
+    by name (those of a model AEQ quantized: its own outputs keep the float names).
+    A model output no layer name reaches is reported as ``"output"``.
+    """
+    from ai_edge_quantizer import model_validator
+    from ai_edge_quantizer.utils import validation_utils
+
+    from keras_compress.convert.tflite import to_tflite
+
+    float_blob = to_tflite(model, quantization="float32", verbose=False)
+    x = np.asarray(x, np.float32)[:max_samples]
+    data = _calibration_data(float_blob, [[x[i:i + 1]] for i in range(len(x))])
+    res = model_validator.compare_model(float_blob, bytes(tflite), data, [validation_utils.ValidationErrorMetric.SNR],
+                                        num_threads=1)
+    layers, out = _layers(model), {}
+    for key in res.available_signature_keys():
+        sig = res.get_signature_comparison_result(key)
+        for name, metrics in {**sig.intermediate_tensors, **sig.output_tensors}.items():  # activations, not weights
+            layer = layer_of_tensor(name, layers)
+            label = getattr(layer, "layer", layer).name if layer is not None else "output" if name in sig.output_tensors else None
+            snr = float(metrics.get("snr", np.nan))
+            if label is not None and np.isfinite(snr) and snr > 0:
+                out[label] = 10.0 * float(np.log10(snr))  # AEQ's SNR is a power ratio
+    return out
