@@ -99,6 +99,7 @@ def test_int4_values_are_aeq_scheme(cnn):
     ({"quantization": "int8", "int8_layers": ["stem"]}, "only for quantization='int4_weights'"),
     ({"quantization": "int4_weights", "target": "edgetpu"}, "edgetpu"),
     ({"quantization": "int4_int8"}, "representative_data"),
+    ({"quantization": "int4_weights", "min_runtime": "2.14"}, "op version 1"),
 ])
 def test_int4_bad_arguments(cnn, kwargs, msg):
     with pytest.raises(CompressError, match=msg):

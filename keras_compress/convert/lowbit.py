@@ -32,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
 import warnings
@@ -111,7 +113,7 @@ def weight_bits(layer_names: Sequence[str], int8_layers: Sequence[str] | None) -
 
 
 def aeq_quantize(float_blob: bytes, model, bits: dict[str, int], *, activations: int | None = None,
-                 samples: list | None = None) -> tuple[bytes, dict[str, int]]:
+                 samples: list | None = None, verbose: bool = False) -> tuple[bytes, dict[str, int]]:
     """Quantize the weights of a float32 flatbuffer with AEQ, ``bits[layer]`` per Keras layer.
 
     Returns the flatbuffer and the bits each layer got: 8 where AEQ's policy has
@@ -121,6 +123,7 @@ def aeq_quantize(float_blob: bytes, model, bits: dict[str, int], *, activations:
     ``activations=8``: static int8 activations calibrated by AEQ on ``samples``
     (``[[array per input], ...]``, as :func:`~keras_compress.convert.calibration.calibration_samples`
     gives them); ``None``: weight-only (explicit ``DEQUANTIZE``, float compute).
+    ``verbose``: let AEQ's calibration progress bar through (stderr).
 
     Raises:
         ConversionError: a layer of ``bits`` has no weighted op, or AEQ fails.
@@ -140,7 +143,8 @@ def aeq_quantize(float_blob: bytes, model, bits: dict[str, int], *, activations:
     for w in ops:
         used[w.layer] = _add_op_config(q, "^" + re.escape(w.output) + ";$", w.op, bits.get(w.layer, 4), activations)
     try:
-        with warnings.catch_warnings():  # AEQ's calibration keeps every tensor on purpose
+        quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stderr(io.StringIO())
+        with warnings.catch_warnings(), quiet:  # AEQ's calibration keeps every tensor on purpose
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
             calib = q.calibrate(_calibration_data(float_blob, samples), num_threads=1) if q.need_calibration else None
             return bytes(q.quantize(calib, enable_progress_report=False).quantized_model), used
@@ -210,8 +214,10 @@ def per_layer_error(model, tflite: bytes, x, *, max_samples: int = 16) -> dict[s
     float_blob = to_tflite(model, quantization="float32", verbose=False)
     x = np.asarray(x, np.float32)[:max_samples]
     data = _calibration_data(float_blob, [[x[i:i + 1]] for i in range(len(x))])
-    res = model_validator.compare_model(float_blob, bytes(tflite), data, [validation_utils.ValidationErrorMetric.SNR],
-                                        num_threads=1)
+    with warnings.catch_warnings():  # AEQ's validation keeps every tensor on purpose
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        res = model_validator.compare_model(float_blob, bytes(tflite), data,
+                                            [validation_utils.ValidationErrorMetric.SNR], num_threads=1)
     layers, out = _layers(model), {}
     for key in res.available_signature_keys():
         sig = res.get_signature_comparison_result(key)

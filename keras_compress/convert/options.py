@@ -173,6 +173,10 @@ class ConversionOptions:
             raise CalibrationDataError(f"num_calibration_samples: expected an integer >= 1; got {num_calibration_samples!r}")
         if min_runtime is not None:
             parse_runtime(min_runtime)
+            if mode.lowbit:
+                raise ConversionError(
+                    f"min_runtime: cannot be checked for quantization={mode.value!r}: AI Edge Quantizer writes op "
+                    "version 1 for every op (measured: tflite-runtime 2.14 does not run these models)")
         layers = float_layers if isinstance(float_layers, bool) else tuple(str(n) for n in float_layers)
         return cls(mode, tgt, _io_type("input_type", input_type, mode), _io_type("output_type", output_type, mode),
                    bool(per_channel), batch, int(num_calibration_samples),

@@ -95,7 +95,7 @@ def _convert_lowbit(model, opts: ConversionOptions, samples, isolate: bool | Non
         float_blob = _convert(model, float_opts, None, isolate)
     bits = weight_bits([w.layer for w in weighted_ops(float_blob, model)], int8_layers)
     activations = 8 if opts.mode is Quantization.INT4_INT8 else None
-    data, bits = aeq_quantize(float_blob, model, bits, activations=activations, samples=samples)
+    data, bits = aeq_quantize(float_blob, model, bits, activations=activations, samples=samples, verbose=opts.verbose)
     check_lowbit(data, model, bits, activations=activations)
     log.info("%s: %s, %d bytes (float32: %d); 8-bit layers: %s", model.name, opts.mode.value, len(data),
              len(float_blob), [n for n, b in bits.items() if b == 8])

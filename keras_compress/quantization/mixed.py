@@ -11,8 +11,10 @@ int8_layers=plan.int8_layers)`` does. How it is chosen:
    the most sensitive layers first, each one only if the file, measured after
    the step, stays within ``budget_bytes`` (a layer that does not fit is
    skipped and the next tried);
-3. the result is measured against all-4-bit on ``data`` (accuracy with labels,
-   else SQNR); if it is not at least as good, the all-4-bit plan is returned.
+3. the result is measured against all-4-bit on ``data`` (output SQNR, and
+   accuracy when labels are given); if it is worse on either, the all-4-bit
+   plan is returned. Give ``data`` the model was not tested on (a slice of
+   the training set): the plan is chosen on it.
 
 Example:
     >>> from keras_compress.quantization.mixed import MixedPrecisionPlan
@@ -127,7 +129,7 @@ def mixed_precision_plan(model, data: Any, *, budget_bytes: int, max_samples: in
         if len(cand) <= budget_bytes:
             bits, blob = cand_used, cand
     score, all4_score = _score(blob, x, y, ref), _score(all4, x, y, ref)
-    if score < all4_score:
+    if score < all4_score or _score(blob, x, None, ref) < _score(all4, x, None, ref):
         bits, blob, score = used, all4, all4_score
     return MixedPrecisionPlan(bits, len(blob), int(budget_bytes), score, all4_score, sens, blob)
 

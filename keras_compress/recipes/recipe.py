@@ -301,8 +301,9 @@ class Recipe:
             qat = "qat" in self.lineage(v.name)
             for i, o in enumerate(v.outputs or ()):
                 if qat and o.mode not in QAT_MODES:
-                    raise ConfigError(f"variants.{v.name}.outputs[{i}]: a quantization-aware variant converts to "
-                                      f"{', '.join(QAT_MODES)} only; got {o.mode!r}")
+                    raise ConfigError(f"variants.{v.name}.outputs[{i}]: a quantization-aware variant converts to 'int8' "
+                                      f"only (or {' / '.join(map(repr, QAT_MODES[1:]))} when trained with "
+                                      f"weight_bits: 4); got {o.mode!r}")
             for spec in self.outputs_of(v):
                 key = spec.name or f"{v.name}_{spec.mode}"
                 if key in seen:

@@ -64,8 +64,8 @@ def run(spec: ConvertSpec, artifact: Artifact, ctx) -> Artifact:
     model = artifact.model
     qat = is_qat_model(model)
     if qat and spec.mode not in QAT_MODES:
-        raise ConfigError(f"{artifact.name}: a quantization-aware model converts to {', '.join(QAT_MODES)} only; "
-                          f"got mode {spec.mode!r}")
+        raise ConfigError(f"{artifact.name}: a quantization-aware model converts to 'int8' only (or "
+                          f"{' / '.join(map(repr, QAT_MODES[1:]))} when trained with weight_bits: 4); got mode {spec.mode!r}")
     row, rel = tflite_file(artifact.name, spec)
     calibrate = spec.mode in ("int16x8", "int4_int8") or (spec.mode == "int8" and (not qat or bool(artifact.meta.get("float_layers"))))
     ctx.say(f"[convert] {row}: {artifact.name} -> {spec.mode}" + (f" for {spec.target}" if spec.target != "cpu" else ""))
