@@ -31,3 +31,24 @@ def test_check_names_below_int8(model, mode, expect):
     reasons = " ".join(op.reason or "" for op in result.ops)
     assert expect in reasons
     assert result.fraction_mapped < 1
+
+
+def test_runtime_columns_measured_in_tflite_runtime_214(model, tflite_runtime_venv, tmp_path, monkeypatch):
+    """What tflite-runtime 2.14 does with each mode, by loading and invoking the file there."""
+    from tflite_runtime_venv import ensure_venv
+
+    from keras_compress.pipeline.runtimes import other_runtime_column, runs_in
+
+    x = np.random.default_rng(0).random((8, 8, 8, 3), dtype=np.float32)
+    got = {}
+    for mode in ("int8", "int4_weights", "int4_int8"):
+        p = tmp_path / f"{mode}.tflite"
+        to_tflite(model, p, quantization=mode, representative_data=x, verbose=False,
+                  int8_layers=() if "int4" in mode else None)
+        got[mode] = other_runtime_column(p, str(ensure_venv()))["tflite_runtime"]
+    assert got["int8"] == "2.14.0: yes"
+    assert got["int4_weights"] == "2.14.0: no (DEQUANTIZE failed to prepare (dequantize.cc:58))"
+    assert got["int4_int8"] == "2.14.0: no (FULLY_CONNECTED failed to prepare (fully_connected.cc:409))"
+    monkeypatch.delenv("KERAS_COMPRESS_TFLITE_RUNTIME_PYTHON", raising=False)
+    assert other_runtime_column(tmp_path / "int8.tflite") == {}  # no other runtime named: no column
+    assert runs_in().startswith(edgetpu.interpreter_backend().name)
