@@ -93,7 +93,10 @@ def _convert_lowbit(model, opts: ConversionOptions, samples, isolate: bool | Non
     float_opts = dataclasses.replace(opts, mode=Quantization.FLOAT32, int8_layers=None)
     with float_export():  # a QAT model traces as a float model holding its fake-quantized weights
         float_blob = _convert(model, float_opts, None, isolate)
-    bits = weight_bits([w.layer for w in weighted_ops(float_blob, model)], int8_layers)
+    names = [w.layer for w in weighted_ops(float_blob, model)]
+    if opts.int8_layers is None and int8_layers is not None:  # the QAT model's 8-bit layers that have a weighted op
+        int8_layers = [n for n in int8_layers if n in names]
+    bits = weight_bits(names, int8_layers)
     activations = 8 if opts.mode is Quantization.INT4_INT8 else None
     data, bits = aeq_quantize(float_blob, model, bits, activations=activations, samples=samples, verbose=opts.verbose)
     check_lowbit(data, model, bits, activations=activations)
@@ -176,7 +179,8 @@ def to_tflite(
             known to crash TF's converter (int8 / int16x8 of GRU, SimpleRNN, unfusable LSTM).
         verbose: show calibration progress.
         int8_layers: 4-bit modes: Keras layers whose weights stay at 8 bits. ``None``
-            (default): the first and last weighted layers; ``()``: none.
+            (default): the first and last weighted layers, or for a QAT model the
+            bits it was trained with (``quantize_model(weight_bits=4)``); ``()``: none.
 
     Returns:
         The ``.tflite`` flatbuffer bytes.
