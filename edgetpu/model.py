@@ -59,6 +59,7 @@ __all__ = [
     "is_compiled",
     "load_bytes",
     "read_model",
+    "unpack_int4",
 ]
 
 #: Custom-op code that ``edgetpu_compiler`` writes for the part mapped to the TPU.
@@ -268,6 +269,8 @@ class Model:
         raw = self.buffer_data(tensor.buffer)
         if raw is None:
             return None
+        if tensor.dtype == "int4" and raw.size == (tensor.num_elements + 1) // 2:
+            return unpack_int4(raw, tensor.num_elements).reshape(tensor.shape)
         try:
             dt = np.dtype(tensor.dtype)
         except TypeError:
@@ -277,6 +280,19 @@ class Model:
         arr = raw.view(dt)
         fits = arr.size == tensor.num_elements and min(tensor.shape, default=0) >= 0
         return arr.reshape(tensor.shape) if fits else arr
+
+
+def unpack_int4(raw: np.ndarray, count: int) -> np.ndarray:
+    """TFLite's packed int4 (two values a byte, the first in the low nibble) as int8 values in [-8, 7].
+
+    Example:
+        >>> unpack_int4(np.array([0x7F, 0x08], dtype=np.uint8), 3).tolist()
+        [-1, 7, -8]
+    """
+    low = (raw & 0x0F).astype(np.int8)
+    high = (raw >> 4).astype(np.int8)
+    vals = np.stack([low, high], axis=-1).reshape(-1)[:count]
+    return np.where(vals > 7, vals - 16, vals).astype(np.int8)
 
 
 def _describe_found(data: bytes) -> str:

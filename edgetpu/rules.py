@@ -125,6 +125,8 @@ UNSUPPORTED_HINTS = {
 _ACT_NONE = 0
 _EIGHT_BIT = ("int8", "uint8")
 _CONST_OK = ("int8", "uint8", "int32", "int64")
+#: Packed types below 8 bits (AI Edge Quantizer's int4 weights; LiteRT's CPU kernels run them, the Edge TPU does not).
+_BELOW_EIGHT_BIT = ("int4", "uint4", "int2")
 _LSTM_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM")
 
 
@@ -359,11 +361,17 @@ def _dtype_problem(t: Tensor, op_name: str) -> str | None:
         if t.dtype in ok:
             return None
         kind = "float weights: model not quantized" if t.dtype.startswith("float") else "unsupported type"
+        if t.dtype in _BELOW_EIGHT_BIT or t.dtype == "int16":
+            kind = (f"{t.dtype[-1]}-bit weights, e.g. from quantization='int4_weights'/'int4_int8': they do not "
+                    f"run on the Edge TPU, which runs 8-bit parameters only; convert with quantization='int8'") \
+                if t.dtype in _BELOW_EIGHT_BIT else "16-bit weights do not run on the Edge TPU"
         return f"constant tensor '{t.name}' is {t.dtype} ({kind}); the Edge TPU needs int8/uint8 parameters"
     if t.dtype in _EIGHT_BIT or (t.dtype == "int16" and t.is_variable and op_name in _LSTM_OPS):
         return None  # an int8 LSTM keeps its cell state in int16, inside the op
     if t.dtype == "int16":
-        why = "16-bit activations (int16x8) are not supported"
+        why = "16-bit activations (int16x8) do not run on the Edge TPU"
+    elif t.dtype in _BELOW_EIGHT_BIT:
+        why = "4-bit tensors do not run on the Edge TPU"
     elif t.dtype.startswith("float"):
         why = "not quantized"
     else:

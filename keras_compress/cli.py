@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert a .keras model to .tflite")
     c.add_argument("model", help="input .keras file")
     c.add_argument("output", help="output .tflite file (written atomically)")
-    c.add_argument("--mode", default="int8", choices=["float32", "float16", "dynamic", "int8", "int16x8"])
+    c.add_argument("--mode", default="int8", choices=["float32", "float16", "dynamic", "int8", "int16x8", "int4_weights", "int4_int8"])
     c.add_argument("--data", default=None, help="calibration inputs: a .npy file, or a dataset name (digits, shapes, a folder)")
     c.add_argument("--samples", type=int, default=100, help="calibration samples (default 100)")
     c.add_argument("--input-type", default=None, choices=["int8", "uint8", "int16", "float32"])

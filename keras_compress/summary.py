@@ -43,6 +43,7 @@ COLUMNS = (
     ("sparsity", "sparsity", "{:.0%}"),
     ("edgetpu_mapped", "TPU ops (pred.)", "{:.0%}"),
     ("edgetpu_compiled", "TPU compile", "{}"),
+    ("tflite_runtime", "tflite-runtime", "{}"),
 )
 
 

@@ -26,7 +26,8 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return 10.0 * float(np.log10(signal_power / noise_power))
 
 
-def compare(keras_model, tflite: bytes | str | os.PathLike, x: Any, *, num_threads: int | None = None) -> dict:
+def compare(keras_model, tflite: bytes | str | os.PathLike, x: Any, *, num_threads: int | None = None,
+            per_layer: bool = False) -> dict:
     """Run ``keras_model`` and the TFLite model on ``x`` and measure how far apart they are.
 
     The TFLite side runs through :func:`edgetpu.run` (float inputs are quantized
@@ -38,6 +39,10 @@ def compare(keras_model, tflite: bytes | str | os.PathLike, x: Any, *, num_threa
         tflite: the converted model, as bytes or a path.
         x: a batch of inputs, ``(N, *input_shape)``.
         num_threads: interpreter threads.
+        per_layer: also ``"per_layer_sqnr_db"``: ``{layer: dB}`` of each Keras layer's
+            output against the float32 flatbuffer, by AI Edge Quantizer's validation
+            (:func:`keras_compress.convert.lowbit.per_layer_error`; for float-I/O
+            models and those AEQ quantized, whose tensors keep the float names).
 
     Returns:
         ``{"top1_agreement", "max_abs_error", "mean_abs_error", "sqnr_db", "n"}``;
@@ -56,10 +61,18 @@ def compare(keras_model, tflite: bytes | str | os.PathLike, x: Any, *, num_threa
     top1 = None
     if ref.ndim >= 2 and ref.shape[-1] > 1:
         top1 = float(np.mean(ref.reshape(len(ref), -1).argmax(-1) == out.reshape(len(out), -1).argmax(-1)))
-    return {
+    result = {
         "top1_agreement": top1,
         "max_abs_error": float(diff.max()) if diff.size else 0.0,
         "mean_abs_error": float(diff.mean()) if diff.size else 0.0,
         "sqnr_db": sqnr_db(ref, out),
         "n": len(x),
     }
+    if per_layer:
+        from pathlib import Path
+
+        from keras_compress.convert.lowbit import per_layer_error
+
+        blob = tflite if isinstance(tflite, (bytes, bytearray)) else Path(tflite).read_bytes()
+        result["per_layer_sqnr_db"] = per_layer_error(keras_model, blob, x)
+    return result

@@ -36,6 +36,8 @@ class Quantization(str, enum.Enum):
     DYNAMIC = "dynamic"  # int8 weights, float activations (dynamic range)
     INT8 = "int8"  # full integer: int8 weights and activations, int8/uint8 I/O
     INT16X8 = "int16x8"  # int16 activations, int8 weights (not for the Edge TPU)
+    INT4_WEIGHTS = "int4_weights"  # 4-bit weights, float activations (AI Edge Quantizer; CPU only)
+    INT4_INT8 = "int4_int8"  # 4-bit weights, int8 activations (AI Edge Quantizer, calibrated; CPU only)
 
     @classmethod
     def get(cls, value: str | Quantization) -> Quantization:
@@ -48,7 +50,12 @@ class Quantization(str, enum.Enum):
     @property
     def calibrated(self) -> bool:
         """True for the modes whose activation ranges come from calibration data (or QAT)."""
-        return self in (Quantization.INT8, Quantization.INT16X8)
+        return self in (Quantization.INT8, Quantization.INT16X8, Quantization.INT4_INT8)
+
+    @property
+    def lowbit(self) -> bool:
+        """True for the 4-bit modes (a float32 conversion, then AI Edge Quantizer on the flatbuffer)."""
+        return self in (Quantization.INT4_WEIGHTS, Quantization.INT4_INT8)
 
 
 class Target(str, enum.Enum):
@@ -74,6 +81,8 @@ _IO_TYPES = {
     Quantization.DYNAMIC: ("float32",),
     Quantization.INT8: ("int8", "uint8", "float32"),
     Quantization.INT16X8: ("int16", "float32"),
+    Quantization.INT4_WEIGHTS: ("float32",),
+    Quantization.INT4_INT8: ("int8",),  # AEQ quantizes the model inputs and outputs too
 }
 
 
@@ -107,6 +116,16 @@ def _batch_size(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _int8_layers(value: Any, mode: Quantization) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not mode.lowbit:
+        raise ConversionError(f"int8_layers: only for quantization='int4_weights' or 'int4_int8'; got {mode.value!r}")
+    if isinstance(value, str) or not all(isinstance(n, str) for n in value):
+        raise ConversionError(f"int8_layers: expected a list of Keras layer names; got {value!r}")
+    return tuple(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class ConversionOptions:
     """The checked settings of one :func:`~keras_compress.convert.to_tflite` call."""
@@ -121,6 +140,7 @@ class ConversionOptions:
     min_runtime: str | None = None
     float_layers: tuple[str, ...] | bool = ()
     verbose: bool = True
+    int8_layers: tuple[str, ...] | None = None
 
     @classmethod
     def build(
@@ -136,6 +156,7 @@ class ConversionOptions:
         min_runtime: str | None = None,
         float_layers: Sequence[str] | bool = (),
         verbose: bool = True,
+        int8_layers: Sequence[str] | None = None,
     ) -> ConversionOptions:
         """Check every argument and return the options (raises :class:`ConversionError`)."""
         mode, tgt = Quantization.get(quantization), Target.get(target)
@@ -152,20 +173,27 @@ class ConversionOptions:
             raise CalibrationDataError(f"num_calibration_samples: expected an integer >= 1; got {num_calibration_samples!r}")
         if min_runtime is not None:
             parse_runtime(min_runtime)
+            if mode.lowbit:
+                raise ConversionError(
+                    f"min_runtime: cannot be checked for quantization={mode.value!r}: AI Edge Quantizer writes op "
+                    "version 1 for every op (measured: tflite-runtime 2.14 does not run these models)")
         layers = float_layers if isinstance(float_layers, bool) else tuple(str(n) for n in float_layers)
         return cls(mode, tgt, _io_type("input_type", input_type, mode), _io_type("output_type", output_type, mode),
                    bool(per_channel), batch, int(num_calibration_samples),
-                   None if min_runtime is None else str(min_runtime), layers, bool(verbose))
+                   None if min_runtime is None else str(min_runtime), layers, bool(verbose),
+                   _int8_layers(int8_layers, mode))
 
     def to_dict(self) -> dict:
         """JSON-ready form (what the isolated converter process receives)."""
         d = dataclasses.asdict(self)
         d["mode"], d["target"] = self.mode.value, self.target.value
         d["float_layers"] = self.float_layers if isinstance(self.float_layers, bool) else list(self.float_layers)
+        d["int8_layers"] = None if self.int8_layers is None else list(self.int8_layers)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ConversionOptions:
         fl = d["float_layers"]
         return cls(**{**d, "mode": Quantization(d["mode"]), "target": Target(d["target"]),
-                      "float_layers": fl if isinstance(fl, bool) else tuple(fl)})
+                      "float_layers": fl if isinstance(fl, bool) else tuple(fl),
+                      "int8_layers": None if d.get("int8_layers") is None else tuple(d["int8_layers"])})

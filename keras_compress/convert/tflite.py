@@ -79,6 +79,43 @@ def _convert(model, opts: ConversionOptions, samples, isolate: bool | None) -> b
     return convert_in_process(model, opts, samples)
 
 
+def _convert_lowbit(model, opts: ConversionOptions, samples, isolate: bool | None) -> bytes:
+    """A float32 flatbuffer from TF's converter, then AI Edge Quantizer's 4-bit weights on it (checked)."""
+    import dataclasses
+
+    from keras_compress.convert.lowbit import aeq_quantize, check_lowbit, weight_bits, weighted_ops
+
+    from keras_compress.quantization.lowbit import float_export, qat_weight_bits
+
+    int8_layers = opts.int8_layers
+    if is_qat_model(model) and int8_layers is None:  # the bits it was trained with
+        int8_layers = [n for n, b in qat_weight_bits(model).items() if b == 8]
+    float_opts = dataclasses.replace(opts, mode=Quantization.FLOAT32, int8_layers=None)
+    with float_export():  # a QAT model traces as a float model holding its fake-quantized weights
+        float_blob = _convert(model, float_opts, None, isolate)
+    names = [w.layer for w in weighted_ops(float_blob, model)]
+    if opts.int8_layers is None and int8_layers is not None:  # the QAT model's 8-bit layers that have a weighted op
+        int8_layers = [n for n in int8_layers if n in names]
+    bits = weight_bits(names, int8_layers)
+    activations = 8 if opts.mode is Quantization.INT4_INT8 else None
+    data, bits = aeq_quantize(float_blob, model, bits, activations=activations, samples=samples, verbose=opts.verbose)
+    check_lowbit(data, model, bits, activations=activations)
+    log.info("%s: %s, %d bytes (float32: %d); 8-bit layers: %s", model.name, opts.mode.value, len(data),
+             len(float_blob), [n for n, b in bits.items() if b == 8])
+    return data
+
+
+def _refuse_lowbit_qat(model, quantization) -> None:
+    """A QAT model with 4-bit kernels exports only through AEQ (TF's converter has no 4-bit FakeQuant route)."""
+    from keras_compress.quantization.lowbit import exporting_float, is_lowbit_qat
+
+    mode = str(getattr(quantization, "value", quantization))
+    if mode not in ("int4_weights", "int4_int8") and not exporting_float() and is_qat_model(model) \
+            and is_lowbit_qat(model):
+        raise ConversionError(f"model {model.name!r} was trained with 4-bit weights (quantize_model(weight_bits=4)); "
+                              f"convert it with quantization='int4_weights' or 'int4_int8', not {quantization!r}")
+
+
 def _check_result(data: bytes, model, opts: ConversionOptions, calibrated: bool) -> None:
     if opts.mode is Quantization.INT8:
         check_full_integer(data, model, calibrated=calibrated, float_layers=opts.float_layers)
@@ -104,6 +141,7 @@ def to_tflite(
     float_layers: Sequence[str] | bool = (),
     isolate: bool | None = None,
     verbose: bool = True,
+    int8_layers: Sequence[str] | None = None,
 ) -> bytes:
     """Convert a Keras 3 model to a TFLite flatbuffer.
 
@@ -115,8 +153,11 @@ def to_tflite(
             rename); nothing is written if conversion fails. ``None``: only
             return the bytes.
         quantization: ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"``
-            (full integer) or ``"int16x8"``.
-        representative_data: calibration inputs for ``"int8"`` and ``"int16x8"``:
+            (full integer), ``"int16x8"``, or below int8 through AI Edge Quantizer
+            (CPU runtimes only, see :mod:`keras_compress.convert.lowbit`):
+            ``"int4_weights"`` (4-bit weights, float activations) or
+            ``"int4_int8"`` (4-bit weights, int8 activations and int8 I/O, calibrated).
+        representative_data: calibration inputs for ``"int8"``, ``"int16x8"`` and ``"int4_int8"``:
             an array ``(N, *input_shape)``, a list of arrays for several inputs,
             a ``tf.data.Dataset`` or an iterable of batches; finite values only.
             Not needed for a quantization-aware-trained model.
@@ -137,6 +178,9 @@ def to_tflite(
             :class:`ConversionError`. ``None`` (default): only when the conversion is
             known to crash TF's converter (int8 / int16x8 of GRU, SimpleRNN, unfusable LSTM).
         verbose: show calibration progress.
+        int8_layers: 4-bit modes: Keras layers whose weights stay at 8 bits. ``None``
+            (default): the first and last weighted layers, or for a QAT model the
+            bits it was trained with (``quantize_model(weight_bits=4)``); ``()``: none.
 
     Returns:
         The ``.tflite`` flatbuffer bytes.
@@ -154,14 +198,18 @@ def to_tflite(
         >>> blob[4:8]
         b'TFL3'
     """
+    _refuse_lowbit_qat(model, quantization)
     opts = ConversionOptions.build(
         quantization=quantization, target=target, input_type=input_type, output_type=output_type,
         per_channel=per_channel, batch_size=batch_size, num_calibration_samples=num_calibration_samples,
-        min_runtime=min_runtime, float_layers=float_layers, verbose=verbose,
+        min_runtime=min_runtime, float_layers=float_layers, verbose=verbose, int8_layers=int8_layers,
     )
     dest = _destination(path)
     samples = _samples(model, opts, representative_data)
-    data = _convert(model, opts, samples, isolate)
+    if opts.mode.lowbit:
+        data = _convert_lowbit(model, opts, samples, isolate)
+    else:
+        data = _convert(model, opts, samples, isolate)
     _check_result(data, model, opts, calibrated=samples is not None)
     if dest is not None:
         _write(dest, data)

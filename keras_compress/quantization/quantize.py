@@ -140,6 +140,8 @@ def quantize_model(
     *,
     float_layers: Iterable[str] = (),
     preserve_sparsity: bool = False,
+    weight_bits: int = 8,
+    int8_layers: Iterable[str] | None = None,
 ):
     """Makes a quantization-aware copy of a Keras 3 model (int8 TFLite scheme).
 
@@ -152,6 +154,11 @@ def quantize_model(
             needs ``representative_data`` to calibrate the ranges around them.
         preserve_sparsity: keep every kernel's zeros exactly zero during QAT
             (pruning-preserving QAT: prune, strip, then quantize).
+        weight_bits: 4: Conv2D / Conv1D / Dense kernels trained on AI Edge
+            Quantizer's 4-bit grid (see :mod:`keras_compress.quantization.lowbit`);
+            convert with ``to_tflite(..., quantization="int4_weights")`` or ``"int4_int8"``.
+        int8_layers: with ``weight_bits=4``, kernel layers kept at 8 bits
+            (None: the first and last).
 
     Returns:
         A new Functional model with its own copy of the weights.
@@ -170,7 +177,12 @@ def quantize_model(
         >>> [type(l).__name__ for l in quantize_model(m).layers]
         ['InputLayer', 'QuantizeLayer', 'QuantizeWrapper', 'QuantizeWrapper', 'Flatten', 'QuantizeWrapper']
     """
-    return _quantize(to_quantize, annotated_only=False, float_layers=float_layers, preserve_sparsity=preserve_sparsity)
+    qat = _quantize(to_quantize, annotated_only=False, float_layers=float_layers, preserve_sparsity=preserve_sparsity)
+    if weight_bits != 8 or int8_layers is not None:
+        from keras_compress.quantization.lowbit import set_weight_bits
+
+        set_weight_bits(qat, weight_bits, None if int8_layers is None else list(int8_layers))
+    return qat
 
 
 def quantize_apply(model, *, float_layers: Iterable[str] = (), preserve_sparsity: bool = False):

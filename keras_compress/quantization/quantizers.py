@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 from typing import ClassVar
 
 import keras
@@ -52,8 +53,15 @@ _PACKAGE = "keras_compress.quantization"
 _MIN_WEIGHT_RANGE = 1e-6
 
 
-def fake_quant(x, min_value, max_value, *, num_bits=8, narrow_range=False, axis=None):
+#: While set (by :func:`keras_compress.quantization.lowbit.float_export`), every fake-quant call goes through it.
+FAKE_QUANT_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("kc_fake_quant_override", default=None)
+
+
+def fake_quant(x, min_value, max_value, *, num_bits=8, narrow_range=False, axis=None, weights=False):
     """Simulated quantization with TFLite rounding (a thin wrapper of Keras's op)."""
+    override = FAKE_QUANT_OVERRIDE.get()
+    if override is not None:
+        return override(x, min_value, max_value, num_bits=num_bits, narrow_range=narrow_range, axis=axis, weights=weights)
     return keras.quantizers.fake_quant_with_min_max_vars(
         x, min_value, max_value, num_bits=num_bits, narrow_range=narrow_range, axis=axis
     )
@@ -135,7 +143,7 @@ class LastValueQuantizer(Quantizer):
             hi = ops.maximum(ops.max(x, axis=reduce), lo + _MIN_WEIGHT_RANGE)
         # The range is not trained: no gradient through it (straight-through for w only).
         lo, hi = ops.stop_gradient(lo), ops.stop_gradient(hi)
-        return fake_quant(x, lo, hi, num_bits=self.num_bits, narrow_range=self.narrow_range, axis=axis)
+        return fake_quant(x, lo, hi, num_bits=self.num_bits, narrow_range=self.narrow_range, axis=axis, weights=True)
 
     def get_config(self):
         return {

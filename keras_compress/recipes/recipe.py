@@ -65,7 +65,7 @@ from keras_compress.pipeline.spec import (
     spec_data,
     text,
 )
-from keras_compress.pipeline.stages.convert import IO_TYPES, MODES, TARGETS, ConvertSpec
+from keras_compress.pipeline.stages.convert import IO_TYPES, MODES, QAT_MODES, TARGETS, ConvertSpec
 from keras_compress.pipeline.stages.measure import MeasureSpec
 from keras_compress.pipeline.stages.report import ReportSpec
 from keras_compress.recipes.overrides import apply_overrides
@@ -300,8 +300,10 @@ class Recipe:
         for v in self.variants:
             qat = "qat" in self.lineage(v.name)
             for i, o in enumerate(v.outputs or ()):
-                if qat and o.mode != "int8":
-                    raise ConfigError(f"variants.{v.name}.outputs[{i}]: a quantization-aware variant converts to 'int8' only; got {o.mode!r}")
+                if qat and o.mode not in QAT_MODES:
+                    raise ConfigError(f"variants.{v.name}.outputs[{i}]: a quantization-aware variant converts to 'int8' "
+                                      f"only (or {' / '.join(map(repr, QAT_MODES[1:]))} when trained with "
+                                      f"weight_bits: 4); got {o.mode!r}")
             for spec in self.outputs_of(v):
                 key = spec.name or f"{v.name}_{spec.mode}"
                 if key in seen:

@@ -5,7 +5,9 @@ A recipe does not list ``convert`` in a chain: each of a variant's
 ``measure``. Calibration data (the first ``calibration_samples`` training
 images) is given where the mode needs it: int8 of a model that is not
 quantization-aware, or that left layers in float (``meta["float_layers"]``),
-and int16x8. A QAT model converts to int8 from its trained ranges.
+int16x8 and int4_int8 (AI Edge Quantizer calibrates). A QAT model converts to
+int8 from its trained ranges, or (trained with ``weight_bits: 4``) to
+int4_weights / int4_int8 with its trained 4-bit weights.
 
 Example:
     >>> from keras_compress.pipeline.spec import build_spec
@@ -26,7 +28,9 @@ from keras_compress.pipeline.spec import choice, file_name, integer, optional, s
 
 __all__ = ["ConvertSpec", "run", "STAGE", "MODES", "TARGETS", "IO_TYPES", "tflite_file"]
 
-MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
+MODES = ("float32", "float16", "dynamic", "int8", "int16x8", "int4_weights", "int4_int8")
+#: Modes a quantization-aware model converts to (its trained weights kept; int4: see quantization.lowbit).
+QAT_MODES = ("int8", "int4_weights", "int4_int8")
 TARGETS = ("cpu", "edgetpu")
 IO_TYPES = ("int8", "uint8", "float32")
 
@@ -59,10 +63,11 @@ def run(spec: ConvertSpec, artifact: Artifact, ctx) -> Artifact:
 
     model = artifact.model
     qat = is_qat_model(model)
-    if qat and spec.mode != "int8":
-        raise ConfigError(f"{artifact.name}: a quantization-aware model converts to 'int8' only; got mode {spec.mode!r}")
+    if qat and spec.mode not in QAT_MODES:
+        raise ConfigError(f"{artifact.name}: a quantization-aware model converts to 'int8' only (or "
+                          f"{' / '.join(map(repr, QAT_MODES[1:]))} when trained with weight_bits: 4); got mode {spec.mode!r}")
     row, rel = tflite_file(artifact.name, spec)
-    calibrate = spec.mode == "int16x8" or (spec.mode == "int8" and (not qat or bool(artifact.meta.get("float_layers"))))
+    calibrate = spec.mode in ("int16x8", "int4_int8") or (spec.mode == "int8" and (not qat or bool(artifact.meta.get("float_layers"))))
     ctx.say(f"[convert] {row}: {artifact.name} -> {spec.mode}" + (f" for {spec.target}" if spec.target != "cpu" else ""))
     blob = to_tflite(
         model,

@@ -77,6 +77,11 @@ def run(spec: MeasureSpec, artifact: Artifact, ctx) -> Artifact:
     extra = {k: meta[k] for k in ("mode", "keras_accuracy", "sparsity", "params", "file") if meta.get(k) is not None}
     row = measure_tflite(artifact.name, artifact.model, ctx.x_test, ctx.y_test, runs=spec.latency_runs,
                          warmup=spec.warmup, num_threads=spec.num_threads, model=meta.get("variant"), **extra)
+    from keras_compress.pipeline.runtimes import other_runtime_column, runs_in
+
+    row["runs_in"] = runs_in()  # measured: the accuracy above came from it
+    if meta.get("file"):
+        row.update(other_runtime_column(ctx.folder.path / meta["file"]))
     if spec.edgetpu and meta.get("file"):
         cols = edgetpu_columns(ctx.folder.path / meta["file"], meta.get("mode"), ctx.folder.path / "edgetpu")
         for f in cols.pop("edgetpu_files", []):

@@ -11,6 +11,7 @@ Recipe form::
 
     - qat: {epochs: 2, learning_rate: 0.0001}
     - qat: {epochs: 2, quantize: {"^logits$": false}}
+    - qat: {epochs: 2, weight_bits: 4}      # then convert with mode int4_weights or int4_int8
 
 Example:
     >>> QATSpec().learning_rate, QATSpec().quantize.uniform
@@ -39,6 +40,7 @@ class QATSpec(FitSpec):
     quantize: LayerMap = setting(per_layer(boolean), LayerMap.of(True))
     preserve_sparsity: bool | None = setting(optional(boolean), None)
     teacher: str | None = setting(optional(file_name), None)
+    weight_bits: int = setting(integer(4, 8), 8)
 
 
 def run(spec: QATSpec, artifact: Artifact, ctx) -> Artifact:
@@ -52,8 +54,9 @@ def run(spec: QATSpec, artifact: Artifact, ctx) -> Artifact:
     notes = [f"{len(float_layers)} layer(s) left in float"] if float_layers else []
     notes += ["zeros preserved"] if preserve else []
     notes += [f"distilled from {spec.teacher}"] if spec.teacher else []
+    notes += [f"{spec.weight_bits}-bit weights (first and last kernel layers 8-bit)"] if spec.weight_bits != 8 else []
     ctx.say(f"[qat] {artifact.name}: quantization-aware fine-tuning, {spec.epochs} epochs" + "".join(f", {n}" for n in notes))
-    qat = quantize_model(model, float_layers=float_layers, preserve_sparsity=preserve)
+    qat = quantize_model(model, float_layers=float_layers, preserve_sparsity=preserve, weight_bits=spec.weight_bits)
     fit(qat, ctx, spec, label=artifact.name, teacher=spec.teacher)
     return artifact.evolve(qat, stage="qat", float_layers=tuple(float_layers))
 
