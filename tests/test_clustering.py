@@ -38,7 +38,7 @@ def tiny_cnn(seed=0):
             L.Conv2D(8, 3, padding="same", activation="relu", name="conv"),
             L.DepthwiseConv2D(3, padding="same", name="dw"),
             L.Flatten(name="flat"),
-            L.Dense(3, name="logits"),
+            L.Dense(3, activation="softmax", name="logits"),
         ],
         name="tiny",
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from keras import ops
 
-__all__ = ["centroids_with_zero", "clustered_weight", "pulling_indices"]
+__all__ = ["centroids_with_zero", "clustered_weight", "gather_centroids", "pulling_indices"]
 
 
 def pulling_indices(weight, centroids):
@@ -50,6 +50,17 @@ def _averaged(centroids, flat):
     sizes = ops.reshape(ops.cast(ops.maximum(sizes, 1), centroids.dtype), centroids.shape)
     frozen = ops.stop_gradient(centroids)
     return frozen + (centroids - frozen) / ops.stop_gradient(sizes)
+
+
+def gather_centroids(centroids, indices, weight):
+    """The centroids at ``indices``, with straight-through gradients to ``weight`` (same shape).
+
+    With indices kept in a variable this is only a GATHER and a subtraction,
+    which the TFLite converter folds into a constant kernel.
+    """
+    centroids = ops.convert_to_tensor(centroids)
+    gathered = ops.take(ops.reshape(centroids, (-1,)), _flat_indices(indices, centroids))
+    return gathered + (weight - ops.stop_gradient(weight))
 
 
 def clustered_weight(weight, centroids, *, average_gradient: bool = False):

@@ -140,6 +140,7 @@ def quantize_model(
     *,
     float_layers: Iterable[str] = (),
     preserve_sparsity: bool = False,
+    preserve_clusters: bool = False,
 ):
     """Makes a quantization-aware copy of a Keras 3 model (int8 TFLite scheme).
 
@@ -152,6 +153,10 @@ def quantize_model(
             needs ``representative_data`` to calibrate the ranges around them.
         preserve_sparsity: keep every kernel's zeros exactly zero during QAT
             (pruning-preserving QAT: prune, strip, then quantize).
+        preserve_clusters: keep a clustered model's clusters (cluster, strip,
+            then quantize; with ``preserve_sparsity`` too after pruning): each
+            int8 kernel then holds at most as many values per output channel
+            as there were clusters (see :mod:`~keras_compress.quantization.clusters`).
 
     Returns:
         A new Functional model with its own copy of the weights.
@@ -170,7 +175,10 @@ def quantize_model(
         >>> [type(l).__name__ for l in quantize_model(m).layers]
         ['InputLayer', 'QuantizeLayer', 'QuantizeWrapper', 'QuantizeWrapper', 'Flatten', 'QuantizeWrapper']
     """
-    return _quantize(to_quantize, annotated_only=False, float_layers=float_layers, preserve_sparsity=preserve_sparsity)
+    return _quantize(
+        to_quantize, annotated_only=False, float_layers=float_layers, preserve_sparsity=preserve_sparsity,
+        preserve_clusters=preserve_clusters,
+    )
 
 
 def quantize_apply(model, *, float_layers: Iterable[str] = (), preserve_sparsity: bool = False):
@@ -206,11 +214,12 @@ def _checked(model):
     return model
 
 
-def _quantize(model, *, annotated_only, float_layers, preserve_sparsity):
+def _quantize(model, *, annotated_only, float_layers, preserve_sparsity, preserve_clusters=False):
     model = _checked(model)
     try:
         return quantize_graph(
-            model, annotated_only=annotated_only, float_layers=float_layers, preserve_sparsity=preserve_sparsity
+            model, annotated_only=annotated_only, float_layers=float_layers, preserve_sparsity=preserve_sparsity,
+            preserve_clusters=preserve_clusters,
         )
     except GraphError as e:
         raise QuantizationError(str(e)) from None
