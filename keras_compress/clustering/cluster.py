@@ -23,7 +23,7 @@ from keras_compress.clustering.wrapper import ClusterWeights, check_number_of_cl
 from keras_compress.errors import ClusteringError
 from keras_compress.pruning import modelcopy
 
-__all__ = ["cluster_scope", "cluster_weights"]
+__all__ = ["cluster_layers", "cluster_scope", "cluster_weights", "clusterable_layer_names"]
 
 _INVALID = (
     "cluster_weights can only cluster a keras.Sequential, a Functional model, a keras.layers.Layer or "
@@ -93,7 +93,7 @@ def cluster_weights(
     if isinstance(to_cluster, keras.Model):
         if not (isinstance(to_cluster, keras.Sequential) or modelcopy.is_functional(to_cluster)):
             raise ClusteringError(_INVALID.format(kind=f"{type(to_cluster).__name__} (a subclassed model)"))
-        return _cluster_model(to_cluster, params)
+        return _cluster_model(to_cluster, lambda layer: params)
     if isinstance(to_cluster, keras.layers.Layer):
         return _wrap(to_cluster, params)
     raise ClusteringError(_INVALID.format(kind=type(to_cluster).__name__))
@@ -125,22 +125,25 @@ def _check_model(model) -> None:
 def _too_small(layer, params) -> str | None:
     """Why a built layer is left unclustered (no more weights than clusters), or None."""
     k = params["number_of_clusters"]
+    per_channel = params["cluster_per_channel"] and type(layer) is keras.layers.Conv2D
     for name, weight in registry.clusterable_weights(layer):
-        count = int(np.prod(weight.shape))
-        if params["cluster_per_channel"] and type(layer) is keras.layers.Conv2D:
-            count //= int(weight.shape[-1])
+        count = int(np.prod(weight.shape)) // (int(weight.shape[-1]) if per_channel else 1)
         if count <= k:
-            return f"its {name} has {count} weights{' per channel' if params['cluster_per_channel'] else ''}, not more than {k} clusters"
+            return f"its {name} has {count} weights{' per channel' if per_channel else ''}, not more than {k} clusters"
     return None
 
 
-def _cluster_model(model, params):
+def _cluster_model(model, params_for):
+    """A copy of ``model`` with each layer for which ``params_for(layer)`` gives parameters wrapped."""
     _check_model(model)
     skipped = []
 
     def clone_fn(layer):
         verdict = registry.support(layer)
         if isinstance(layer, ClusterWeights) or verdict.kind == "none":
+            return layer
+        params = params_for(layer)
+        if params is None:
             return layer
         if verdict.kind == "skip":
             skipped.append(f"'{layer.name}' ({verdict.reason})")
@@ -156,6 +159,57 @@ def _cluster_model(model, params):
     if skipped:
         warnings.warn(f"cluster_weights: left unclustered: {'; '.join(skipped)}", stacklevel=3)
     return clustered
+
+
+def _layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            yield layer
+
+
+def clusterable_layer_names(model) -> list[str]:
+    """Names of the layers :func:`cluster_weights` would wrap (nested models included).
+
+    Example:
+        >>> m = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, name="c"),
+        ...                       keras.layers.DepthwiseConv2D(1, name="dw"), keras.layers.Flatten(name="f")])
+        >>> clusterable_layer_names(m)
+        ['c']
+    """
+    return [layer.name for layer in _layers(model) if registry.support(layer).kind == "cluster"]
+
+
+def cluster_layers(model, clusters: dict, **kwargs):
+    """A copy of ``model`` with each named layer clustered to its own number of clusters.
+
+    Args:
+        model: a Sequential / Functional model (not modified).
+        clusters: ``{layer name: number_of_clusters}``; other layers stay unwrapped.
+        **kwargs: :func:`cluster_weights`' other arguments (``cluster_centroids_init``,
+            ``preserve_sparsity``, ``cluster_per_channel``, ...).
+
+    Raises:
+        ClusteringError: a name that is no layer of the model, or a layer
+            that cannot be clustered (the message names it and says why).
+    """
+    layers = {layer.name: layer for layer in _layers(model)}
+    for name in clusters:
+        if name not in layers:
+            raise ClusteringError(f"model {model.name!r}: no layer named {name!r}; clusterable: {clusterable_layer_names(model)}")
+        verdict = registry.support(layers[name])
+        if verdict.kind != "cluster":
+            raise ClusteringError(registry.unsupported_message(layers[name], verdict.reason or "it has no weights"))
+    init = get_init(kwargs.pop("cluster_centroids_init", CentroidInitialization.KMEANS_PLUS_PLUS))
+    sparse = bool(kwargs.pop("preserve_sparsity", False))
+    params = {
+        name: dict(number_of_clusters=check_number_of_clusters(k, sparse), cluster_centroids_init=init,
+                   preserve_sparsity=sparse, cluster_per_channel=bool(kwargs.get("cluster_per_channel", False)),
+                   **{key: v for key, v in kwargs.items() if key != "cluster_per_channel"})
+        for name, k in clusters.items()
+    }
+    return _cluster_model(model, lambda layer: params.get(layer.name))
 
 
 def cluster_scope():
