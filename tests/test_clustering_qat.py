@@ -79,6 +79,10 @@ def test_int8_kernels_keep_k_values_per_channel_and_the_zeros(sparse):
     for row in rows:
         assert 2 <= row["max_unique_per_channel"] <= K, row["tensor"]
     assert rows[2]["unique"] <= K  # Dense: per tensor
+    from keras_compress.report.analysis import weight_sparsity
+
+    report = weight_sparsity(blob)  # the report's per-layer table shows the same counts
+    assert [r["unique"] for r in report] == [r["unique"] for r in rows]
     if sparse:
         for row, (name, zeros) in zip(rows, zero_masks(stripped).items()):
             assert zeros.mean() > 0.5

@@ -30,7 +30,7 @@ def demo(tmp_path_factory):
 
 
 ROWS = ["float32", "float16", "dynamic", "int8_ptq", "qat_int8", "pruned_int8", "filter_pruned_int8",
-        "student_scratch_int8", "student_distilled_int8"]
+        "student_scratch_int8", "student_distilled_int8", "pruned_clustered_qat_int8"]
 
 
 @pytest.mark.slow
@@ -131,3 +131,18 @@ def test_distillation_rows(demo):
     assert scratch["params"] == distilled["params"] < rows["float32"]["params"] / 10 and rows["float32"]["params"] == 224_458
     assert distilled["size_bytes"] < rows["int8_ptq"]["size_bytes"] / 5
     assert scratch["accuracy"] > 0.85 and distilled["accuracy"] > 0.85
+
+
+@pytest.mark.slow
+def test_pruned_clustered_qat_row(demo):
+    """Issue 14: 80% sparse, 16 clusters, QAT: >= 15x smaller than float32 after gzip, within 1 point,
+    and every int8 kernel (but the depthwise ones, not clustered) holds <= 16 values per output channel."""
+    from keras_compress.clustering.tflite import tflite_kernel_values
+
+    out, rows, _ = demo
+    f32, row = rows["float32"], rows["pruned_clustered_qat_int8"]
+    assert abs(row["sparsity"] - 0.8) <= 0.01
+    assert row["accuracy"] >= f32["accuracy"] - 0.01
+    assert row["gzip_bytes"] * 15 <= f32["gzip_bytes"]
+    kernels = [k for k in tflite_kernel_values(out / row["file"]) if k["op"] != "DEPTHWISE_CONV_2D"]
+    assert kernels and all(k["max_unique_per_channel"] <= 16 for k in kernels)
