@@ -3,7 +3,7 @@
 Usage: python bench/_tfmot_clustering_run.py config.json out_dir
 Builds the demo CNN on tf_keras, loads the Keras 3 baseline's weights (and the
 Keras 3 pruned weights, so PCQAT starts from the same zeros), then runs with
-tfmot: clustering alone (16 clusters, KMEANS_PLUS_PLUS), CQAT and PCQAT, each
+tfmot: clustering alone (16 clusters, the same init), CQAT and PCQAT, each
 fine-tune as long as ours. Writes the int8 .tflite files and the step times to
 out_dir; the main script measures every .tflite the same way.
 """
@@ -11,7 +11,6 @@ out_dir; the main script measures every .tflite the same way.
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,27 +19,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
+from _tfmot_pruning_run import StepTimer  # the pruning bench's tf_keras step timer
 
 CL = tfmot.clustering.keras
 QK = tfmot.quantization.keras
 CollabCQAT = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Wall time of every training step after the first epoch (compilation excluded)."""
-
-    def __init__(self):
-        super().__init__()
-        self.times, self._t, self._epoch = [], None, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._t = epoch, None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        now = time.perf_counter()
-        if self._t is not None and self._epoch >= 1:
-            self.times.append(now - self._t)
-        self._t = now
 
 
 def build(cfg):
@@ -90,7 +73,7 @@ def main():
     load = lambda f: [w[1] for w in sorted(np.load(f).items(), key=lambda kv: int(kv[0][1:]))]
     base_w, pruned_w = load(cfg["baseline_weights"]), load(cfg["pruned_weights"])
     tf.random.set_seed(cfg["seed"])
-    params = dict(number_of_clusters=cfg["clusters"], cluster_centroids_init=CL.CentroidInitialization.KMEANS_PLUS_PLUS)
+    params = dict(number_of_clusters=cfg["clusters"], cluster_centroids_init=CL.CentroidInitialization[cfg["init"]])
     result = {"versions": {"tensorflow": tf.__version__, "tfmot": tfmot.__version__, "tf_keras": keras.__version__}}
 
     # step times: plain fine-tune and clustered fine-tune, alternated for `rounds` rounds

@@ -2,7 +2,7 @@
 
 The demo's CNN (224k parameters) on digits: one baseline, then from the same
 weights, with the same optimizer and epochs on both sides: clustering alone
-(16 clusters, KMEANS_PLUS_PLUS, int8 PTQ), CQAT, and from the same 80%-pruned
+(16 clusters, LINEAR init as the demo, int8 PTQ), CQAT, and from the same 80%-pruned
 weights PCQAT; ours also plain int8, QAT, pruning alone and PQAT, so the
 prune / cluster / QAT combinations make one table. Every .tflite (ours and
 tfmot's) is measured the same way here: accuracy, gzip -9 size, and the
@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import machine, md_table, write_results  # noqa: E402
+from bench_pruning import StepTimer  # noqa: E402  (the same step timer as the pruning bench)
 
 from keras_compress.clustering import cluster_weights, strip_clustering  # noqa: E402
 from keras_compress.clustering.tflite import tflite_kernel_values  # noqa: E402
@@ -46,23 +46,6 @@ from keras_compress.recipes.builders import build_cnn  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-class StepTimer(keras.callbacks.Callback):
-    """Wall time of every training step after the first epoch (as the tfmot side measures it)."""
-
-    def __init__(self):
-        super().__init__()
-        self.times, self._t, self._epoch = [], None, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._t = epoch, None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        now = time.perf_counter()
-        if self._t is not None and self._epoch >= 1:
-            self.times.append(now - self._t)
-        self._t = now
-
-
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-epochs", type=int, default=12)
@@ -70,6 +53,7 @@ def parse_args(argv=None):
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--clusters", type=int, default=16)
+    ap.add_argument("--init", default="LINEAR", choices=["LINEAR", "KMEANS_PLUS_PLUS", "DENSITY_BASED", "RANDOM"])
     ap.add_argument("--sparsity", type=float, default=0.8)
     ap.add_argument("--rounds", type=int, default=2, help="alternated plain / clustered step-time rounds")
     ap.add_argument("--seed", type=int, default=0)
@@ -138,7 +122,7 @@ def run_ours(args, baseline, data) -> tuple[dict, dict]:
 
 
 def _cluster(model, args, data, **kwargs):
-    wrapped = cluster_weights(model, args.clusters, "KMEANS_PLUS_PLUS", **kwargs)
+    wrapped = cluster_weights(model, args.clusters, args.init, **kwargs)
     fit(wrapped, args, data)
     return wrapped
 
@@ -147,7 +131,7 @@ def step_times(args, baseline, data) -> dict:
     plain, clustered = [], []
     for _ in range(args.rounds):
         plain.append(fit(copy_of(baseline), args, data, epochs=2))
-        clustered.append(fit(cluster_weights(copy_of(baseline), args.clusters), args, data, epochs=2))
+        clustered.append(fit(cluster_weights(copy_of(baseline), args.clusters, args.init), args, data, epochs=2))
     return {"step_ms_plain": plain, "step_ms_clustered": clustered}
 
 
@@ -160,7 +144,7 @@ def run_tfmot(args, baseline, pruned_weights, data):
         cfg = {"data": os.path.join(tmp, "data.npz"), "baseline_weights": os.path.join(tmp, "w.npz"),
                "pruned_weights": os.path.join(tmp, "p.npz"), "input_shape": list(x.shape[1:]),
                "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-               "clusters": args.clusters, "rounds": args.rounds}
+               "clusters": args.clusters, "init": args.init, "rounds": args.rounds}
         Path(tmp, "cfg.json").write_text(json.dumps(cfg))
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
         proc = subprocess.run([sys.executable, str(HERE / "_tfmot_clustering_run.py"), os.path.join(tmp, "cfg.json"), tmp],
