@@ -81,8 +81,9 @@ def measure(blob: bytes, data) -> dict:
         "accuracy": float(np.mean(np.argmax(scores, -1) == yt)),
         "size_bytes": len(blob),
         "gzip_bytes": len(gzip.compress(blob, 9)),
-        "max_unique_per_channel": max(k["max_unique_per_channel"] for k in kernels),
-        "kernel_zeros": float(np.mean(np.concatenate([(k["values"] == 0).ravel() for k in kernels]))),
+        # (float32 files have no int8 kernels)
+        "max_unique_per_channel": max((k["max_unique_per_channel"] for k in kernels), default=None),
+        "kernel_zeros": float(np.mean(np.concatenate([(k["values"] == 0).ravel() for k in kernels]))) if kernels else 0.0,
     }
 
 
@@ -168,7 +169,7 @@ def markdown(result) -> str:
     ours, theirs, f32 = result["ours"], result["tfmot"], result["ours"]["float32"]
     cell = lambda r: "-" if r is None else (
         f"{r['accuracy']:.2%}, {r['gzip_bytes'] / 1024:.1f} KiB ({f32['gzip_bytes'] / r['gzip_bytes']:.1f}x), "
-        f"{r['max_unique_per_channel']}")
+        f"{r['max_unique_per_channel'] or '-'}")
     rows = [(name, cell(ours.get(name)), cell(theirs.get(name))) for name in ROWS]
     table = md_table(["model", "keras-compress: accuracy, gzip -9 (x smaller than float32), max int8 values/channel",
                       "tfmot 0.8.1 (same)"], rows)
