@@ -23,7 +23,7 @@ from keras_compress.clustering.wrapper import ClusterWeights, check_number_of_cl
 from keras_compress.errors import ClusteringError
 from keras_compress.pruning import modelcopy
 
-__all__ = ["cluster_layers", "cluster_scope", "cluster_weights", "clusterable_layer_names"]
+__all__ = ["cluster_layers", "cluster_scope", "cluster_weights", "clusterable_layer_names", "leaf_layers"]
 
 _INVALID = (
     "cluster_weights can only cluster a keras.Sequential, a Functional model, a keras.layers.Layer or "
@@ -161,10 +161,11 @@ def _cluster_model(model, params_for):
     return clustered
 
 
-def _layers(model):
+def leaf_layers(model):
+    """The layers of ``model`` and of its nested models (input layers left out)."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _layers(layer)
+            yield from leaf_layers(layer)
         elif not isinstance(layer, keras.layers.InputLayer):
             yield layer
 
@@ -178,7 +179,7 @@ def clusterable_layer_names(model) -> list[str]:
         >>> clusterable_layer_names(m)
         ['c']
     """
-    return [layer.name for layer in _layers(model) if registry.support(layer).kind == "cluster"]
+    return [layer.name for layer in leaf_layers(model) if registry.support(layer).kind == "cluster"]
 
 
 def cluster_layers(model, clusters: dict, **kwargs):
@@ -194,7 +195,7 @@ def cluster_layers(model, clusters: dict, **kwargs):
         ClusteringError: a name that is no layer of the model, or a layer
             that cannot be clustered (the message names it and says why).
     """
-    layers = {layer.name: layer for layer in _layers(model)}
+    layers = {layer.name: layer for layer in leaf_layers(model)}
     for name in clusters:
         if name not in layers:
             raise ClusteringError(f"model {model.name!r}: no layer named {name!r}; clusterable: {clusterable_layer_names(model)}")

@@ -52,11 +52,11 @@ class ClusterSpec(FitSpec):
 def _refuse_named_unclusterable(spec: ClusterSpec, model, candidates) -> None:
     """A pattern that names only layers clustering cannot take is an error naming the layer and why."""
     from keras_compress.clustering import registry
-    from keras_compress.clustering.cluster import _layers
+    from keras_compress.clustering.cluster import leaf_layers
     from keras_compress.errors import ClusteringError
 
     for pattern in spec.number_of_clusters.unmatched(candidates):
-        for layer in _layers(model):
+        for layer in leaf_layers(model):
             verdict = registry.support(layer)
             if verdict.kind != "cluster" and re.search(pattern, layer.name):
                 raise ClusteringError(
