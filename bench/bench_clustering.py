@@ -55,6 +55,8 @@ def parse_args(argv=None):
     ap.add_argument("--clusters", type=int, default=16)
     ap.add_argument("--init", default="LINEAR", choices=["LINEAR", "KMEANS_PLUS_PLUS", "DENSITY_BASED", "RANDOM"])
     ap.add_argument("--sparsity", type=float, default=0.8)
+    ap.add_argument("--prune-epochs", type=int, default=8, help="pruning fine-tune (as the demo's pruned variant)")
+    ap.add_argument("--prune-lr", type=float, default=1e-3)
     ap.add_argument("--rounds", type=int, default=2, help="alternated plain / clustered step-time rounds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-tfmot", action="store_true")
@@ -62,9 +64,9 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def fit(model, args, data, epochs=None, callbacks=()):
+def fit(model, args, data, epochs=None, callbacks=(), lr=None):
     (x, y), _ = data
-    model.compile(keras.optimizers.Adam(args.lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(keras.optimizers.Adam(lr or args.lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     timer = StepTimer()
     model.fit(x, y, batch_size=args.batch_size, epochs=epochs or args.epochs, verbose=0,
               callbacks=[*callbacks, timer])
@@ -111,9 +113,9 @@ def run_ours(args, baseline, data) -> tuple[dict, dict]:
     clustered = strip_clustering(_cluster(copy_of(baseline), args, data))
     files["cluster_int8"] = ptq(clustered, data)
     files["cqat_int8"] = qat(clustered, args, data, preserve_clusters=True)
-    end = args.epochs * int(np.ceil(len(x) / args.batch_size))
+    end = args.prune_epochs * int(np.ceil(len(x) / args.batch_size))
     pruned = prune_low_magnitude(copy_of(baseline), PolynomialDecay(0.0, args.sparsity, 0, int(0.7 * end), frequency=10))
-    fit(pruned, args, data, callbacks=[UpdatePruningStep()])
+    fit(pruned, args, data, epochs=args.prune_epochs, callbacks=[UpdatePruningStep()], lr=args.prune_lr)
     pruned = strip_pruning(pruned)
     files["pruned_int8"] = ptq(pruned, data)
     files["pqat_int8"] = qat(pruned, args, data, preserve_sparsity=True)

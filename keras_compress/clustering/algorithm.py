@@ -25,7 +25,18 @@ __all__ = ["centroids_with_zero", "clustered_weight", "gather_centroids", "pulli
 
 
 def pulling_indices(weight, centroids):
-    """Index of the nearest centroid of every weight (``centroids``: ``(k,)``, or ``(channels, k)``)."""
+    """Index of the nearest centroid of every weight (``centroids``: ``(k,)``, or ``(channels, k)``).
+
+    One set of centroids: a binary search of each weight among the midpoints
+    of the sorted centroids (n log k work, no ``(n, k)`` distance tensor).
+    Per-channel centroids: the argmin of the distances, as tfmot computes both.
+    """
+    if len(centroids.shape) == 1:
+        order = ops.argsort(centroids)
+        ordered = ops.take(centroids, order)
+        midpoints = (ordered[1:] + ordered[:-1]) / 2.0
+        slot = ops.searchsorted(midpoints, ops.reshape(weight, (-1,)), side="left")
+        return ops.reshape(ops.take(order, slot), ops.shape(weight))
     return ops.argmin(ops.abs(ops.expand_dims(weight, -1) - centroids), axis=-1)
 
 
