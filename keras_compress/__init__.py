@@ -5,6 +5,7 @@ Submodules (import what you need; nothing heavy is imported here, and no
 environment variable is set):
 
     keras_compress.pruning        magnitude pruning (tfmot names), filter pruning
+    keras_compress.clustering     weight clustering (tfmot names), cluster-preserving QAT hooks
     keras_compress.quantization   quantization-aware training (tfmot names)
     keras_compress.distillation   knowledge distillation on keras.distillation
     keras_compress.decomposition  low-rank factorization of Dense / Conv (SVD, channel, spatial)
@@ -23,6 +24,7 @@ Example:
 
 from keras_compress.errors import (
     CalibrationDataError,
+    ClusteringError,
     CompressError,
     ConfigError,
     ConversionError,
@@ -49,6 +51,7 @@ __all__ = [
     "ReportError",
     "OutputError",
     "DecompositionError",
+    "ClusteringError",
     "compress",
     "__version__",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "GraphError",
     "UnsupportedLayerError",
     "DecompositionError",
+    "ClusteringError",
 ]
 
 
@@ -79,3 +80,7 @@ class UnsupportedLayerError(QuantizationError, RuntimeError):
 
 class DecompositionError(CompressError, ValueError):
     """A layer or model cannot be factorized as asked, or a rank / energy / ratio setting is invalid."""
+
+
+class ClusteringError(CompressError, ValueError):
+    """A layer or model cannot be clustered as asked, or a clustering argument is invalid."""

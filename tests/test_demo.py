@@ -41,7 +41,8 @@ def demo(tmp_path_factory):
 
 
 ROWS = ["float32", "float16", "dynamic", "int8_ptq", "qat_int8", "pruned_int8", "filter_pruned_int8",
-        "student_scratch_int8", "student_distilled_int8", "lowrank_int8", "int4_ptq", "int4_qat"]
+        "student_scratch_int8", "student_distilled_int8", "lowrank_int8", "int4_ptq", "int4_qat",
+        "pruned_clustered_qat_int8"]
 
 
 @pytest.mark.slow
@@ -177,3 +178,18 @@ def test_int4_rows(demo):
     if "tflite_runtime" in q4:  # measured in the real tflite-runtime 2.14 where its venv could be built
         assert rows["int8_ptq"]["tflite_runtime"] == "2.14.0: yes"
         assert q4["tflite_runtime"].startswith("2.14.0: no (DEQUANTIZE")
+
+
+@pytest.mark.slow
+def test_pruned_clustered_qat_row(demo):
+    """Issue 14: 80% sparse, 16 clusters, QAT: >= 15x smaller than float32 after gzip, within 1 point,
+    and every int8 kernel (but the depthwise ones, not clustered) holds <= 16 values per output channel."""
+    from keras_compress.clustering.tflite import tflite_kernel_values
+
+    out, rows, _ = demo
+    f32, row = rows["float32"], rows["pruned_clustered_qat_int8"]
+    assert abs(row["sparsity"] - 0.8) <= 0.01
+    assert row["accuracy"] >= f32["accuracy"] - 0.01
+    assert row["gzip_bytes"] * 15 <= f32["gzip_bytes"]
+    kernels = [k for k in tflite_kernel_values(out / row["file"]) if k["op"] != "DEPTHWISE_CONV_2D"]
+    assert kernels and all(k["max_unique_per_channel"] <= 16 for k in kernels)

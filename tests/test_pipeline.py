@@ -30,9 +30,9 @@ def test_every_registered_stage_has_a_valid_default_spec_and_a_kind():
         assert stage.takes in ("none", "keras", "tflite", "run") and stage.gives in ("keras", "tflite", "run")
         if name not in ("distil", "decompose"):  # distil needs a teacher, decompose a rank, energy or ratio
             assert build_spec(stage.spec, {}, name) == stage.spec()
-    assert stage_names(takes="keras", gives="keras") == ["train", "distil", "prune", "prune_filters", "qat", "decompose"]
-    with pytest.raises(ConfigError, match="'cluster': unknown stage; expected one of 'build', 'train'"):
-        get_stage("cluster")
+    assert stage_names(takes="keras", gives="keras") == ["train", "distil", "prune", "prune_filters", "qat", "decompose", "cluster"]
+    with pytest.raises(ConfigError, match="'sparsify': unknown stage; expected one of 'build', 'train'"):
+        get_stage("sparsify")
     with pytest.raises(ConfigError, match=r"distil\.teacher: required"):
         build_spec(get_stage("distil").spec, {}, "distil")
     with pytest.raises(ConfigError, match="decompose: give exactly one of rank, energy, ratio"):

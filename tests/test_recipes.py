@@ -42,7 +42,7 @@ def _with(**overrides):
         ({f"{S}.1.train.epochs": 2.5}, f"{S}[1].train.epochs", "an integer"),
         ({f"{S}.0.build.widht": 0.5}, f"{S}[0].build.widht", "allowed fields of"),
         ({"dataset.name": "imagenet"}, "dataset.name", "'digits', 'shapes'"),
-        ({f"{S}.1": {"cluster": {}}}, f"{S}[1]", "unknown stage 'cluster'"),
+        ({f"{S}.1": {"sparsify": {}}}, f"{S}[1]", "unknown stage 'sparsify'"),
         ({f"{S}.1": {"convert": {}}}, f"{S}[1]", "outputs"),
         ({"convert.input_type": "int16"}, "convert.input_type", "'int8', 'uint8', 'float32' or null"),
         ({"distillation.features": [{"teacher": "conv3"}]}, "distillation.features[0]", "'teacher' and 'student'"),

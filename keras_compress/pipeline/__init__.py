@@ -19,7 +19,7 @@ A **stage** is a small function in its own module, ``keras_compress/pipeline/sta
   distillation settings.
 
 Stages in the registry (:data:`STAGES`): ``build`` (source), ``train``,
-``distil``, ``prune``, ``prune_filters``, ``qat``, ``decompose`` (Keras -> Keras,
+``distil``, ``prune``, ``prune_filters``, ``qat``, ``decompose``, ``cluster`` (Keras -> Keras,
 usable in a recipe's chains), ``convert`` (Keras -> .tflite) and ``measure`` (a table row)
 for every output of a variant, ``report`` (summary, table, HTML) once at the end.
 

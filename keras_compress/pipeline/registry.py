@@ -8,7 +8,7 @@ a recipe does not import TensorFlow), and provides ``STAGE``, a
 Example:
     >>> from keras_compress.pipeline.registry import get_stage, stage_names
     >>> stage_names(takes="keras", gives="keras")     # the stages a recipe's chains may list after build
-    ['train', 'distil', 'prune', 'prune_filters', 'qat', 'decompose']
+    ['train', 'distil', 'prune', 'prune_filters', 'qat', 'decompose', 'cluster']
     >>> s = get_stage("prune")
     >>> s.takes, s.gives, s.spec.__name__
     ('keras', 'keras', 'PruneSpec')
@@ -60,6 +60,7 @@ STAGES: dict[str, str] = {
     "prune_filters": "keras_compress.pipeline.stages.prune_filters",
     "qat": "keras_compress.pipeline.stages.qat",
     "decompose": "keras_compress.pipeline.stages.decompose",
+    "cluster": "keras_compress.pipeline.stages.cluster",
     "convert": "keras_compress.pipeline.stages.convert",
     "measure": "keras_compress.pipeline.stages.measure",
     "report": "keras_compress.pipeline.stages.report",

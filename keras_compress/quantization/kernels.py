@@ -38,6 +38,7 @@ import keras
 from keras import ops
 
 from keras_compress.quantization import activations as A
+from keras_compress.quantization import clusters
 from keras_compress.quantization import quantizers as Q
 from keras_compress.quantization import registry
 
@@ -95,6 +96,7 @@ class KernelScheme:
         self.mid_q = Q.MovingAverageQuantizer() if self.separable else None
         self._mid_vars = {}
         self.masks = {}
+        self.clusters = {}  # kernel name -> centroid variable (preserve_clusters)
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape):
@@ -109,6 +111,8 @@ class KernelScheme:
                 )
                 mask.assign(ops.cast(ops.not_equal(kernel, 0.0), mask.dtype))
                 self.masks[name] = mask
+        if self.w.preserve_clusters:
+            self.clusters = clusters.add_centroids(self, self.w.preserve_clusters)
 
     def kernel_names(self):
         return ("depthwise_kernel", "pointwise_kernel") if self.separable else ("kernel",)
@@ -116,8 +120,8 @@ class KernelScheme:
     def is_depthwise(self, name):
         return name == "depthwise_kernel" or type(self.k) is _L.DepthwiseConv2D
 
-    def raw(self, name):
-        """A kernel variable as the layer uses it (times its pruning mask under a pruning wrapper)."""
+    def raw(self, name, clustered=True):
+        """A kernel variable as the layer uses it (times its pruning mask under a pruning wrapper; clustered)."""
         kernel = ops.convert_to_tensor(getattr(self.k, name))
         outer = self.w.layer
         if outer is not self.k:
@@ -128,6 +132,8 @@ class KernelScheme:
                 kernel = kernel * ops.cast(outer.masks[list(names).index(name)], kernel.dtype)
         if name in self.masks:
             kernel = kernel * ops.cast(self.masks[name], kernel.dtype)
+        if clustered and name in self.clusters:
+            kernel = clusters.clustered(kernel, self.clusters[name], self.w.preserve_sparsity)
         return kernel
 
     # ---------------------------------------------------------------- forward
@@ -167,6 +173,8 @@ class KernelScheme:
         return kernel * s
 
     def call(self, x, training):
+        if training and self.clusters:
+            clusters.refresh(self)
         name = self.out_kernel_name()
         kernel = self.raw(name)
         bias = ops.convert_to_tensor(self.k.bias) if getattr(self.k, "bias", None) is not None else None

@@ -142,6 +142,7 @@ def quantize_model(
     preserve_sparsity: bool = False,
     weight_bits: int = 8,
     int8_layers: Iterable[str] | None = None,
+    preserve_clusters: bool = False,
 ):
     """Makes a quantization-aware copy of a Keras 3 model (int8 TFLite scheme).
 
@@ -159,6 +160,10 @@ def quantize_model(
             convert with ``to_tflite(..., quantization="int4_weights")`` or ``"int4_int8"``.
         int8_layers: with ``weight_bits=4``, kernel layers kept at 8 bits
             (None: the first and last).
+        preserve_clusters: keep a clustered model's clusters (cluster, strip,
+            then quantize; with ``preserve_sparsity`` too after pruning): each
+            int8 kernel then holds at most as many values per output channel
+            as there were clusters (see :mod:`~keras_compress.quantization.clusters`).
 
     Returns:
         A new Functional model with its own copy of the weights.
@@ -177,7 +182,10 @@ def quantize_model(
         >>> [type(l).__name__ for l in quantize_model(m).layers]
         ['InputLayer', 'QuantizeLayer', 'QuantizeWrapper', 'QuantizeWrapper', 'Flatten', 'QuantizeWrapper']
     """
-    qat = _quantize(to_quantize, annotated_only=False, float_layers=float_layers, preserve_sparsity=preserve_sparsity)
+    qat = _quantize(
+        to_quantize, annotated_only=False, float_layers=float_layers, preserve_sparsity=preserve_sparsity,
+        preserve_clusters=preserve_clusters,
+    )
     if weight_bits != 8 or int8_layers is not None:
         from keras_compress.quantization.lowbit import set_weight_bits
 
@@ -218,11 +226,12 @@ def _checked(model):
     return model
 
 
-def _quantize(model, *, annotated_only, float_layers, preserve_sparsity):
+def _quantize(model, *, annotated_only, float_layers, preserve_sparsity, preserve_clusters=False):
     model = _checked(model)
     try:
         return quantize_graph(
-            model, annotated_only=annotated_only, float_layers=float_layers, preserve_sparsity=preserve_sparsity
+            model, annotated_only=annotated_only, float_layers=float_layers, preserve_sparsity=preserve_sparsity,
+            preserve_clusters=preserve_clusters,
         )
     except GraphError as e:
         raise QuantizationError(str(e)) from None

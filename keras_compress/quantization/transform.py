@@ -283,8 +283,9 @@ def fuse(graph: Graph, plan: Plan) -> None:
 class _Builder:
     """Step 5: the new graph, node by node (see :func:`rebuild`)."""
 
-    def __init__(self, graph: Graph, plan: Plan, preserve_sparsity: bool):
+    def __init__(self, graph: Graph, plan: Plan, preserve_sparsity: bool, preserve_clusters: bool = False):
         self.graph, self.plan, self.preserve_sparsity = graph, plan, preserve_sparsity
+        self.preserve_clusters = preserve_clusters
         self.status: dict[TensorRef, str] = {}  # "q" has a range, "fused" takes its consumer's, "f" float, "i" not float
         self.quantized: dict[TensorRef, object] = {}
         self.clones: dict[int, object] = {}
@@ -389,6 +390,7 @@ class _Builder:
             # (None: the layer's own default, e.g. no range after an Embedding's GATHER)
             quantize_output=False if node.key in plan.fused else None if kind in (Kind.EMBEDDING, Kind.CUSTOM) else True,
             preserve_sparsity=self.preserve_sparsity and kind is Kind.KERNEL,
+            preserve_clusters=self.preserve_clusters and kind is Kind.KERNEL,
             quantize_config=plan.configs.get(node.key),
             name=f"quant_{plan.layers[node.key].name}" if node.index == 0 else None,
         )
@@ -425,16 +427,18 @@ def _rewritten(node: Node, args, kwargs):
     return ops.multiply(args[0], 1.0 / args[1])
 
 
-def rebuild(graph: Graph, plan: Plan, *, preserve_sparsity: bool, name: str):
+def rebuild(graph: Graph, plan: Plan, *, preserve_sparsity: bool, name: str, preserve_clusters: bool = False):
     """Step 5: the QAT model (its own copy of every layer)."""
-    return graph.rebuild(_Builder(graph, plan, preserve_sparsity), name=name)
+    return graph.rebuild(_Builder(graph, plan, preserve_sparsity, preserve_clusters), name=name)
 
 
-def quantize_graph(model, *, annotated_only: bool, float_layers, preserve_sparsity: bool):
+def quantize_graph(model, *, annotated_only: bool, float_layers, preserve_sparsity: bool, preserve_clusters=False):
     """Steps 1-5 on a Sequential or Functional ``model``."""
     graph = Graph(model)
     plan = select(graph, annotated_only=annotated_only, float_layers=set(float_layers), model_name=model.name)
     classify(graph, plan)
     fold_batch_norms(graph, plan)
     fuse(graph, plan)
-    return rebuild(graph, plan, preserve_sparsity=preserve_sparsity, name=model.name)
+    return rebuild(
+        graph, plan, preserve_sparsity=preserve_sparsity, name=model.name, preserve_clusters=preserve_clusters
+    )

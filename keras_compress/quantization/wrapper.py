@@ -22,6 +22,7 @@ import warnings
 import keras
 
 from keras_compress.errors import QuantizationError
+from keras_compress.quantization import clusters
 from keras_compress.quantization import quantizers as Q
 from keras_compress.quantization import registry
 from keras_compress.quantization.composite import (
@@ -195,6 +196,8 @@ class QuantizeWrapper(keras.layers.Layer):
             keeps its input's scale). Default: True, except for Embedding.
         preserve_sparsity: keep the kernel's zeros at zero (a mask taken when
             the wrapper is built; pruning-preserving QAT).
+        preserve_clusters: keep a clustered kernel's values as trainable
+            centroids (cluster-preserving QAT, :mod:`~keras_compress.quantization.clusters`).
         weight_quantizer / output_quantizer: override the registry's choice.
         quantize_config: a :class:`~keras_compress.quantization.QuantizeConfig`
             (for a custom layer); its output quantizers replace ``output_quantizer``.
@@ -217,6 +220,7 @@ class QuantizeWrapper(keras.layers.Layer):
         batch_norm=None,
         quantize_output=None,
         preserve_sparsity=False,
+        preserve_clusters=False,
         weight_quantizer=None,
         output_quantizer=None,
         quantize_config=None,
@@ -240,6 +244,7 @@ class QuantizeWrapper(keras.layers.Layer):
         if batch_norm is not None:
             _check_foldable(layer, batch_norm)
         self.preserve_sparsity = bool(preserve_sparsity)
+        self.preserve_clusters = preserve_clusters if isinstance(preserve_clusters, dict) else bool(preserve_clusters)
         self.weight_quantizer = Q.get(weight_quantizer) or registry.weight_quantizer(layer)
         outputs = quantize_config.get_output_quantizers(layer)
         self.output_quantizer = Q.get(output_quantizer) or (outputs[0] if outputs else registry.output_quantizer(layer))
@@ -303,6 +308,8 @@ class QuantizeWrapper(keras.layers.Layer):
                 "batch_norm": _serialize(self.batch_norm),
                 "quantize_output": self.quantize_output,
                 "preserve_sparsity": self.preserve_sparsity,
+                "preserve_clusters": clusters.layout(getattr(self.scheme, "clusters", {})) if self.built and self.preserve_clusters
+                else self.preserve_clusters,
                 "weight_quantizer": Q.serialize(self.weight_quantizer),
                 "output_quantizer": Q.serialize(self.output_quantizer),
                 "quantize_config": _serialize(self.quantize_config),

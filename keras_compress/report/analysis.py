@@ -103,7 +103,8 @@ def weight_sparsity(model: Any) -> list[dict]:
 
     Returns:
         One dict per weighted op, in execution order:
-        ``{"index", "op", "layer", "weights", "zeros", "sparsity"}``.
+        ``{"index", "op", "layer", "weights", "zeros", "sparsity", "unique"}``
+        (``unique``: distinct values in the kernel, e.g. <= 16 after 16-cluster QAT).
     """
     from edgetpu.model import read_model
 
@@ -136,6 +137,7 @@ def weight_sparsity(model: Any) -> list[dict]:
                 "weights": int(data.size),
                 "zeros": zeros,
                 "sparsity": zeros / data.size,
+                "unique": int(np.unique(data).size),
             }
         )
     return out

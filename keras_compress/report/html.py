@@ -144,10 +144,16 @@ def _sparsity_section(data: dict, out: list[str]) -> None:
     for layer in layers:
         cells = ""
         for recs in sp.values():
-            vals = [r["sparsity"] for r in recs if r["layer"] == layer]
-            cells += f"<td>{vals[0]:.1%}</td>" if vals else "<td>-</td>"
+            vals = [r for r in recs if r["layer"] == layer]
+            cells += f"<td>{vals[0]['sparsity']:.1%} ({_values(vals[0])})</td>" if vals else "<td>-</td>"
         body += f"<tr><td>{html.escape(layer)}</td>{cells}</tr>"
-    out.append(f"<details><summary>Table</summary><table><tr><th>layer</th>{head}</tr>{body}</table></details>")
+    out.append(f"<details><summary>Table: sparsity (distinct weight values)</summary><table><tr><th>layer</th>{head}</tr>"
+               f"{body}</table></details>")
+
+
+def _values(record: dict) -> str:
+    """Distinct weight values of a layer (clustering leaves a few), or its weight count when unknown."""
+    return f"{record['unique']} values" if "unique" in record else f"{record['weights']} weights"
 
 
 def _sqnr_section(data: dict, out: list[str]) -> None:

@@ -4,7 +4,8 @@
 ``{regex: true/false}``; layers mapped to ``false`` stay float (then
 conversion needs calibration data, which the pipeline gives). Pruning zeros
 are kept when the model came through a ``prune`` stage (``preserve_sparsity``
-left to ``null``), or as ``preserve_sparsity`` says. With a ``teacher``, the
+left to ``null``), or as ``preserve_sparsity`` says; clusters likewise after
+a ``cluster`` stage (``preserve_clusters``). With a ``teacher``, the
 fine-tuning is distilled.
 
 Recipe form::
@@ -39,6 +40,7 @@ class QATSpec(FitSpec):
     learning_rate: float = setting(number(0.0, 1.0, lo_open=True), 1e-4)
     quantize: LayerMap = setting(per_layer(boolean), LayerMap.of(True))
     preserve_sparsity: bool | None = setting(optional(boolean), None)
+    preserve_clusters: bool | None = setting(optional(boolean), None)
     teacher: str | None = setting(optional(file_name), None)
     weight_bits: int = setting(integer(4, 8), 8)
 
@@ -52,11 +54,15 @@ def run(spec: QATSpec, artifact: Artifact, ctx) -> Artifact:
     float_layers = [n for n in names if spec.quantize.value_for(n, True) is False]
     preserve = "prune" in artifact.stages if spec.preserve_sparsity is None else spec.preserve_sparsity
     notes = [f"{len(float_layers)} layer(s) left in float"] if float_layers else []
+    clusters = "cluster" in artifact.stages if spec.preserve_clusters is None else spec.preserve_clusters
     notes += ["zeros preserved"] if preserve else []
+    notes += ["clusters preserved"] if clusters else []
     notes += [f"distilled from {spec.teacher}"] if spec.teacher else []
     notes += [f"{spec.weight_bits}-bit weights (first and last kernel layers 8-bit)"] if spec.weight_bits != 8 else []
     ctx.say(f"[qat] {artifact.name}: quantization-aware fine-tuning, {spec.epochs} epochs" + "".join(f", {n}" for n in notes))
-    qat = quantize_model(model, float_layers=float_layers, preserve_sparsity=preserve, weight_bits=spec.weight_bits)
+    qat = quantize_model(
+        model, float_layers=float_layers, preserve_sparsity=preserve, preserve_clusters=clusters, weight_bits=spec.weight_bits
+    )
     fit(qat, ctx, spec, label=artifact.name, teacher=spec.teacher)
     return artifact.evolve(qat, stage="qat", float_layers=tuple(float_layers))
 
