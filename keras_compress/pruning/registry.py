@@ -153,6 +153,8 @@ def _is_builtin(layer) -> bool:
 def support(layer, prune_depthwise: bool = False) -> Support:
     """Says whether ``layer`` is pruned, has nothing to prune, or is refused (and why)."""
     cls = type(layer)
+    if not isinstance(layer, keras.layers.Layer):  # a Keras operation node (MobileNetV3's `x + 3.0`): no weights
+        return Support("none")
     if _custom_interface(layer):
         return Support("prune")
     if getattr(layer, "lora_enabled", False):
