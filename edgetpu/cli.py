@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from edgetpu.errors import EdgeTPUError
+from edgetpu.errors import EdgeTPUError, Terminated
 
 __all__ = ["build_parser", "main"]
 
@@ -236,10 +236,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised where the process is so that ``finally`` blocks remove temp files."""
-
-
 @contextlib.contextmanager
 def _sigterm_as_exception() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
@@ -247,7 +243,7 @@ def _sigterm_as_exception() -> Iterator[None]:
         return
 
     def on_term(signum, frame):
-        raise _Terminated()
+        raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
@@ -275,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
+    except Terminated:
         print(f"{command}: terminated", file=sys.stderr)
         return 143
 

@@ -26,6 +26,7 @@ __all__ = [
     "MalformedModelError",
     "NoEdgeTPUError",
     "OutputError",
+    "Terminated",
     "VersionError",
 ]
 
@@ -151,3 +152,9 @@ class MalformedModelError(InvalidModelError):
         self.found = found
         super().__init__(f"{source}: invalid model: {where}: expected {expected}, found {found}")
 
+
+class Terminated(BaseException):
+    """SIGTERM turned into an exception by the CLI, so that ``finally`` blocks remove temp files (exit 143).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: ``except Exception`` does not swallow it.
+    """

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
-from keras_compress.distillation import (  # noqa: E402
+from keras_compress.distillation import (
     DistillationError,
     Distiller,
     FeatureDistillation,
@@ -16,7 +16,7 @@ from keras_compress.distillation import (  # noqa: E402
     distill,
     outputs_probabilities,
 )
-from keras_compress.errors import CompressError  # noqa: E402
+from keras_compress.errors import CompressError
 
 
 def _cnn(width, name, softmax=False, classes=3):

@@ -465,7 +465,8 @@ def test_ops_newer_than_and_required_runtime_are_public():
 @pytest.fixture(scope="module")
 def dynamic_range_model():
     """to_tflite(quantization="dynamic") of the digits CNN (its Dense kernel is large enough to be quantized)."""
-    keras = pytest.importorskip("keras")
+    import keras
+
     from keras_compress.convert import to_tflite
 
     keras.utils.set_random_seed(0)

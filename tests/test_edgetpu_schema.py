@@ -8,7 +8,7 @@ from fakes.schema_tables import render, tables
 
 from edgetpu import schema
 
-generated = pytest.importorskip("ai_edge_litert.schema_py_generated")
+from ai_edge_litert import schema_py_generated as generated  # ai-edge-litert is a dependency of the package
 
 
 @pytest.mark.parametrize("name", ["BUILTIN_OPERATORS", "TENSOR_TYPES", "ACTIVATION_FUNCTIONS", "BUILTIN_OPTIONS",

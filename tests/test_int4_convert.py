@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("ai_edge_quantizer")
+import keras
 
-from edgetpu.model import read_model  # noqa: E402
-from keras_compress.convert import to_tflite  # noqa: E402
-from keras_compress.convert.lowbit import weight_bits, weighted_ops  # noqa: E402
-from keras_compress.errors import CompressError  # noqa: E402
+from edgetpu.model import read_model
+from keras_compress.convert import to_tflite
+from keras_compress.convert.lowbit import weight_bits, weighted_ops
+from keras_compress.errors import CompressError
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("ai_edge_quantizer")
+import keras
 
-import edgetpu  # noqa: E402
-from keras_compress.convert import to_tflite  # noqa: E402
+import edgetpu
+from keras_compress.convert import to_tflite
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("ai_edge_quantizer")
+import keras
 
-from keras_compress.convert import to_tflite  # noqa: E402
-from keras_compress.convert.lowbit import weighted_ops  # noqa: E402
-from keras_compress.errors import QuantizationError  # noqa: E402
-from keras_compress.quantization.mixed import mixed_precision_plan  # noqa: E402
+from keras_compress.convert import to_tflite
+from keras_compress.convert.lowbit import weighted_ops
+from keras_compress.errors import QuantizationError
+from keras_compress.quantization.mixed import mixed_precision_plan
 
 
 @pytest.fixture(scope="module")

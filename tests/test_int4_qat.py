@@ -3,14 +3,13 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("ai_edge_quantizer")
+import keras
 
-from edgetpu.model import read_model  # noqa: E402
-from keras_compress.convert import to_tflite  # noqa: E402
-from keras_compress.errors import CompressError  # noqa: E402
-from keras_compress.quantization import quantize_model  # noqa: E402
-from keras_compress.quantization.lowbit import float_export, qat_weight_bits  # noqa: E402
+from edgetpu.model import read_model
+from keras_compress.convert import to_tflite
+from keras_compress.errors import CompressError
+from keras_compress.quantization import quantize_model
+from keras_compress.quantization.lowbit import float_export, qat_weight_bits
 
 
 def _model(bn: bool):

@@ -148,46 +148,39 @@ def to_tflite(
     Args:
         model: a built Keras 3 model (Sequential, Functional or subclassed with
             known inputs). Pruning wrappers should be stripped first.
-        path: where to write the model; must end in ``.tflite`` (so a ``.keras``
-            model is never overwritten). Written atomically (temp file then
-            rename); nothing is written if conversion fails. ``None``: only
-            return the bytes.
-        quantization: ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"``
-            (full integer), ``"int16x8"``, or below int8 through AI Edge Quantizer
-            (CPU runtimes only, see :mod:`keras_compress.convert.lowbit`):
-            ``"int4_weights"`` (4-bit weights, float activations) or
-            ``"int4_int8"`` (4-bit weights, int8 activations and int8 I/O, calibrated).
+        path: where to write the model; must end in ``.tflite`` (a ``.keras`` model is
+            never overwritten). Written atomically; nothing is written if conversion fails.
+        quantization: ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"`` (full
+            integer), ``"int16x8"``; through AI Edge Quantizer (CPU runtimes only,
+            :mod:`keras_compress.convert.lowbit`): ``"int4_weights"`` (float activations)
+            or ``"int4_int8"`` (int8 activations and I/O, calibrated).
         representative_data: calibration inputs for ``"int8"``, ``"int16x8"`` and ``"int4_int8"``:
             an array ``(N, *input_shape)``, a list of arrays for several inputs,
             a ``tf.data.Dataset`` or an iterable of batches; finite values only.
             Not needed for a quantization-aware-trained model.
         num_calibration_samples: how many samples of ``representative_data`` to use.
-        input_type / output_type: I/O dtype. ``"int8"`` mode: ``"int8"``
-            (default), ``"uint8"`` or ``"float32"``; ``"int16x8"``: ``"int16"``
-            or ``"float32"``; other modes float32. Integer model inputs (token
-            ids) keep their int32 dtype in every mode.
-        target: ``None``/``"cpu"`` or ``"edgetpu"`` (``"int8"``, batch 1; logs
-            what :func:`edgetpu.check` says will not map). Keras LSTMs convert
-            to one UNIDIRECTIONAL_SEQUENCE_LSTM each (the route the Edge TPU maps).
+        input_type / output_type: I/O dtype. ``"int8"`` mode: ``"int8"`` (default),
+            ``"uint8"`` or ``"float32"``; ``"int16x8"``: ``"int16"`` or ``"float32"``;
+            other modes float32. Integer inputs (token ids) stay int32 in every mode.
+        target: ``None``/``"cpu"`` or ``"edgetpu"`` (``"int8"``, batch 1; logs what
+            :func:`edgetpu.check` says will not map). Fusable LSTMs become UNIDIRECTIONAL_SEQUENCE_LSTM.
         per_channel: per-channel weight quantization (default); ``False`` forces per-tensor.
         batch_size: static batch (default 1); ``None`` keeps it dynamic (not for the Edge TPU).
         min_runtime: oldest TF Lite runtime that must run the model, e.g. ``"2.14"``:
             converted to op versions it has, or refused naming the op, version and release.
         float_layers: ``"int8"`` mode: Keras layers allowed to stay float (``True``: any).
-        isolate: run the converter in a separate process, where a crash becomes a
-            :class:`ConversionError`. ``None`` (default): only when the conversion is
-            known to crash TF's converter (int8 / int16x8 of GRU, SimpleRNN, unfusable LSTM).
+        isolate: convert in a child process, where a crash is a :class:`ConversionError`.
+            ``None`` (default): only int8 / int16x8 of GRU, SimpleRNN, unfusable LSTM.
         verbose: show calibration progress.
-        int8_layers: 4-bit modes: Keras layers whose weights stay at 8 bits. ``None``
-            (default): the first and last weighted layers, or for a QAT model the
-            bits it was trained with (``quantize_model(weight_bits=4)``); ``()``: none.
+        int8_layers: 4-bit modes: layers kept at 8 bits. ``None``: the first and last
+            weighted layers (a 4-bit QAT model: the bits it was trained with); ``()``: none.
 
     Returns:
         The ``.tflite`` flatbuffer bytes.
 
     Raises:
-        ConversionError: bad arguments, a converter failure or crash, a float op in
-            an int8 result, an op too new for ``min_runtime``.
+        ConversionError: bad arguments, a converter failure or crash, a float op in an
+            int8 result, an op too new for ``min_runtime``.
         CalibrationDataError: calibration data missing, non-finite or of the wrong shape/dtype.
 
     Example:
@@ -206,10 +199,7 @@ def to_tflite(
     )
     dest = _destination(path)
     samples = _samples(model, opts, representative_data)
-    if opts.mode.lowbit:
-        data = _convert_lowbit(model, opts, samples, isolate)
-    else:
-        data = _convert(model, opts, samples, isolate)
+    data = (_convert_lowbit if opts.mode.lowbit else _convert)(model, opts, samples, isolate)
     _check_result(data, model, opts, calibrated=samples is not None)
     if dest is not None:
         _write(dest, data)
