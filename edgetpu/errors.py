@@ -26,7 +26,6 @@ __all__ = [
     "MalformedModelError",
     "NoEdgeTPUError",
     "OutputError",
-    "Terminated",
     "VersionError",
 ]
 
@@ -153,7 +152,7 @@ class MalformedModelError(InvalidModelError):
         super().__init__(f"{source}: invalid model: {where}: expected {expected}, found {found}")
 
 
-class Terminated(BaseException):
+class Terminated(BaseException):  # not in __all__: a signal, not one of the EdgeTPUError family
     """SIGTERM turned into an exception by the CLI, so that ``finally`` blocks remove temp files (exit 143).
 
     A ``BaseException``, like ``KeyboardInterrupt``: ``except Exception`` does not swallow it.
