@@ -153,12 +153,19 @@ def test_predict_is_overhead_plus_sum_and_calibrate_sets_the_overhead(tmp_path):
     assert not p.calibrated and p.overhead_ms == table.floor_ms
     assert p.total_ms == pytest.approx(p.overhead_ms + sum(costs))
     assert [x.name for x in p.layers if x.ms is None] == ["x", "bn", "relu", "drop"]
-    overhead = table.calibrate(model, measured_ms=p.total_ms + 1.0)
-    assert overhead == pytest.approx(p.overhead_ms + 1.0)
+    cal = table.calibrate(model, measured_ms=p.total_ms + 1.0, mode="offset")
+    assert cal["overhead_ms"] == pytest.approx(p.overhead_ms + 1.0) and cal["scale"] == 1.0
     q = LatencyTable(tmp_path / "lat.json", **FAST).predict(model)  # calibration persisted
     assert q.calibrated and q.total_ms == pytest.approx(p.total_ms + 1.0)
     assert q.to_dict()["layers"][1]["name"] == "c1"
-
+    cal = table.calibrate(model, measured_ms=2 * p.total_ms)  # mode="scale": overhead stays the floor
+    assert cal["mode"] == "scale" and cal["overhead_ms"] == table.floor_ms
+    r = table.predict(model)
+    assert r.total_ms == pytest.approx(2 * p.total_ms) and r.scale == pytest.approx(cal["scale"])
+    assert r.total_ms == pytest.approx(r.overhead_ms + sum(x.ms for x in r.layers if x.ms is not None))
+    assert r.layers[1].ms == pytest.approx(cal["scale"] * p.layers[1].ms)
+    with pytest.raises(LatencyTableError, match="mode must be 'scale' or 'offset', got 'both'"):
+        table.calibrate(model, 1.0, mode="both")
 
 def test_predict_names_the_layers_without_an_entry(tmp_path):
     table = LatencyTable(None, **FAST)

@@ -2,7 +2,7 @@
 
 The model (CPU target, XNNPACK, full-int8 TFLite)::
 
-    predicted_ms(model) = overhead_ms + sum over layers of max(entry_ms(layer) - floor_ms, 0)
+    predicted_ms(model) = overhead_ms + scale * sum over layers of max(entry_ms(layer) - floor_ms, 0)
 
 * ``entry_ms(layer)`` is the median latency of a one-layer model: ``keras.Input``
   of the layer's input shape, then the layer re-created from its config (random
@@ -14,10 +14,20 @@ The model (CPU target, XNNPACK, full-int8 TFLite)::
 * ``floor_ms`` is the entry of the smallest model there is (one input value, one
   ``Dense(1)``): what every one-layer entry pays for ``invoke()`` itself. It is
   subtracted from each entry, so a model of N layers does not pay it N times.
-* ``overhead_ms`` is the whole-model term: ``invoke()``, the input QUANTIZE and
-  output DEQUANTIZE of a float-I/O model, and whatever else is not in the per-layer
-  sum. :meth:`LatencyTable.calibrate` sets it from one measured model (the
-  baseline): ``overhead = measured - sum``. Before calibration it is ``floor_ms``.
+* ``overhead_ms`` is the whole-model term (``invoke()``, the input QUANTIZE and
+  output DEQUANTIZE of a float-I/O model, whatever is not in the per-layer sum)
+  and ``scale`` corrects the sum for what a layer costs inside a model against
+  alone. Uncalibrated: ``overhead = floor_ms``, ``scale = 1``.
+  :meth:`LatencyTable.calibrate` fits one of them on one measured model (the
+  baseline): ``mode="scale"`` (default) keeps ``overhead = floor_ms`` and sets
+  ``scale = (measured - floor) / sum``; ``mode="offset"`` keeps ``scale = 1`` and
+  sets ``overhead = measured - sum`` (``predict = overhead + sum``). ``scale``
+  is the default because an excess of the per-layer sum that grows with the
+  model (seen in a short bench run here: entries about 5% above the whole
+  baseline, and ``offset`` then 18% under on the smallest variant, ``scale``
+  within 9%) is proportional; in the full bench run both modes, and the
+  uncalibrated model, were within ~6% on every variant
+  (``bench/results/search_latency.md``).
 
 Entries are measured with interleaved repeats: every missing entry once per
 round (round-robin, the order rotating), several rounds, the entry's figure the
@@ -68,7 +78,7 @@ import importlib.metadata
 import json
 import os
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -309,19 +319,21 @@ class LayerLatency:
 
 @dataclass(frozen=True)
 class LatencyPrediction:
-    """A whole-model prediction: ``total_ms = overhead_ms + sum of the layers' ms``.
+    """A whole-model prediction: ``total_ms = overhead_ms + sum of the layers' ms`` (already scaled).
 
     Attributes:
         total_ms: the predicted latency (a prediction, not a measurement).
         overhead_ms: the whole-model term (calibrated, or the floor entry if not).
-        calibrated: whether ``overhead_ms`` comes from :meth:`LatencyTable.calibrate`.
-        layers: every call of the model, in execution order.
+        scale: the factor applied to every layer's ``entry - floor`` (1 unless calibrated with ``mode="scale"``).
+        calibrated: whether ``overhead_ms`` / ``scale`` come from :meth:`LatencyTable.calibrate`.
+        layers: every call of the model, in execution order (``ms`` scaled).
         unmodeled: operations with no entry and no known fold (Keras ops that are not layers).
         table_key: the machine / threads key of the table used.
     """
 
     total_ms: float
     overhead_ms: float
+    scale: float
     calibrated: bool
     layers: tuple[LayerLatency, ...]
     unmodeled: tuple[str, ...]
@@ -496,30 +508,43 @@ class LatencyTable:
             LatencyTableError: entries missing (its ``layers`` names them, so does the message).
         """
         layers, unmodeled = self._layer_costs(model, measure_missing, progress)
-        overhead = self.calibration["overhead_ms"] if self.calibration else self.floor_ms
-        total = overhead + sum(x.ms for x in layers if x.ms is not None)
-        return LatencyPrediction(total, overhead, self.calibrated, tuple(layers), tuple(unmodeled), self.key)
+        cal = self.calibration or {"overhead_ms": self.floor_ms, "scale": 1.0}
+        scale = cal["scale"]
+        layers = [replace(x, ms=None if x.ms is None else scale * x.ms) for x in layers]
+        total = cal["overhead_ms"] + sum(x.ms for x in layers if x.ms is not None)
+        return LatencyPrediction(total, cal["overhead_ms"], scale, self.calibrated, tuple(layers), tuple(unmodeled),
+                                 self.key)
 
-    def calibrate(self, model, measured_ms: float, *, measure_missing: bool = True,
-                  progress: Progress | None = None) -> float:
-        """Set the whole-model overhead from one measured model: ``overhead = measured - sum of layers``.
+    def calibrate(self, model, measured_ms: float, *, mode: str = "scale", measure_missing: bool = True,
+                  progress: Progress | None = None) -> dict:
+        """Fit the whole-model term on one measured model (the baseline); see the module docstring.
 
         Args:
-            model: the Keras model whose int8 .tflite was measured (the baseline).
+            model: the Keras model whose int8 .tflite was measured.
             measured_ms: its median latency, measured with this table's thread count
                 (e.g. by :func:`measure_tflite`).
+            mode: ``"scale"`` (``overhead = floor``, ``scale = (measured - floor) / sum``)
+                or ``"offset"`` (``scale = 1``, ``overhead = measured - sum``).
             measure_missing: measure its layers first where needed.
 
         Returns:
-            The overhead in ms (saved with the table).
+            ``{"mode", "overhead_ms", "scale", "model", "measured_ms", "layers_ms"}`` (saved with the table).
         """
+        if mode not in ("scale", "offset"):
+            raise LatencyTableError(f"calibrate(): mode must be 'scale' or 'offset', got {mode!r}")
         if not measured_ms > 0:
             raise LatencyTableError(f"calibrate(): measured_ms must be > 0, got {measured_ms!r}")
         layers, _ = self._layer_costs(model, measure_missing, progress)
-        overhead = float(measured_ms) - sum(x.ms for x in layers if x.ms is not None)
-        self.calibration = {"overhead_ms": overhead, "model": model.name, "measured_ms": float(measured_ms)}
+        total = sum(x.ms for x in layers if x.ms is not None)
+        measured = float(measured_ms)
+        if mode == "scale" and total > 0:
+            overhead, scale = self.floor_ms, max(measured - self.floor_ms, 0.0) / total
+        else:
+            overhead, scale = measured - total, 1.0
+        self.calibration = {"mode": mode, "overhead_ms": overhead, "scale": scale, "model": model.name,
+                            "measured_ms": measured, "layers_ms": total}
         self.save()
-        return overhead
+        return dict(self.calibration)
 
 
 # Edge TPU estimate: fitted by hand to Coral's published table (coral.ai/docs/edgetpu/benchmarks,
