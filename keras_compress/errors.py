@@ -27,6 +27,7 @@ __all__ = [
     "UnsupportedLayerError",
     "DecompositionError",
     "ClusteringError",
+    "LatencyTableError",
 ]
 
 
@@ -84,3 +85,16 @@ class DecompositionError(CompressError, ValueError):
 
 class ClusteringError(CompressError, ValueError):
     """A layer or model cannot be clustered as asked, or a clustering argument is invalid."""
+
+
+class LatencyTableError(CompressError, LookupError):
+    """A latency lookup table lacks entries for some layers, or its file cannot be used.
+
+    Args:
+        message: what is wrong, naming the layers or the file.
+        layers: the names of the layers without an entry (empty for a file problem).
+    """
+
+    def __init__(self, message: str, layers: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.layers = tuple(layers)
