@@ -3,6 +3,7 @@
     keras-compress demo [--out DIR] [--epochs N] [--seed S]
     keras-compress convert MODEL.keras OUT.tflite [--mode int8] [--data digits|shapes|X.npy] [--target edgetpu]
     keras-compress run RECIPE.yaml|NAME [--out DIR]
+    keras-compress search MODEL.keras --data NAME --budget size=25% [--budget ...] [--target cpu|edgetpu] --out DIR
     keras-compress report DIR
 
 Bad input prints one line to stderr (no traceback), writes nothing and exits
@@ -188,6 +189,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from keras_compress.search.command import check_args, run_command
+
+    check_args(args)  # bad arguments fail here, before TensorFlow is imported
+    _import_tensorflow_quietly(args.verbose)
+    return run_command(args, _progress(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``main`` runs it)."""
     p = argparse.ArgumentParser(
@@ -195,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prune, distil and quantization-aware-train Keras 3 models; convert them to TFLite; check and run them.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="more output (TensorFlow logs, converter logs)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,convert,run,report}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,convert,run,search,report}")
 
     c = sub.add_parser("demo", help="the bundled demo recipe: train, compress, convert, check and run on digits; print the table")
     c.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
@@ -218,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("recipe")
     c.add_argument("--out", default=None, help="output folder (default: the recipe's output_dir, else runs/<name>)")
     c.set_defaults(func=_cmd_run)
+
+    from keras_compress.search.command import add_parser
+
+    add_parser(sub).set_defaults(func=_cmd_search)
 
     c = sub.add_parser("report", help="write an HTML report from a demo or recipe output folder")
     c.add_argument("dir")
