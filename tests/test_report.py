@@ -249,3 +249,51 @@ def test_report_errors_are_compress_errors(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "no such folder" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_lowbit_outputs_get_a_per_layer_table(tmp_path):
+    """A run with int4 and int16x8 outputs: each gets a table (layer, SQNR, weight / activation types) in report.html."""
+    from keras_compress.pipeline.run import compress
+
+    recipe = {"name": "lowbit", "seed": 0, "dataset": {"name": "digits", "options": {"image_size": 16}},
+              "measure": {"latency_runs": 2, "warmup": 1, "edgetpu": False}, "convert": {"calibration_samples": 20},
+              "variants": {"tiny": {"stages": [{"build": {"model": "cnn", "width": 0.25}},
+                                               {"train": {"epochs": 1, "batch_size": 64}}],
+                                    "outputs": [{"mode": "float32", "name": "f32"}, {"mode": "int8", "name": "i8"},
+                                                {"mode": "int4_weights", "name": "i4"},
+                                                {"mode": "int16x8", "name": "i16"}]}}}
+    compress(recipe, tmp_path / "run", verbose=False)
+    text = (tmp_path / "run" / "report.html").read_text()
+    tables = dict(re.findall(r"<table class='lowbit' id='lowbit-(\w+)'>(.*?)</table>", text, re.S))
+    assert sorted(tables) == ["i16", "i4"]  # the int8 and float32 rows get none
+    rows = {v: [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr><td>.*?</tr>", t)] for v, t in tables.items()}
+    i4 = {r[0]: r for r in rows["i4"]}
+    assert [i4[n][2] for n in ("conv1", "conv2", "conv3", "fc", "logits")] == ["int8", "int4", "int4", "int4", "int8"]
+    assert all(r[3] == "float32" for r in rows["i4"])
+    assert {r[2] for r in rows["i16"]} == {"int8", "-"} and {r[3] for r in rows["i16"]} == {"int16"}
+    for r in rows["i4"] + rows["i16"]:
+        assert 5 < float(r[1].removesuffix(" dB")) < 90, r  # a measured SQNR, not a placeholder
+    data = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert data["sqnr"]["i4"]["reference"] == "f32"
+    assert all(r["matched_by"] == "name" for r in data["sqnr"]["i4"]["layers"])
+
+
+def test_lowbit_table_rendered_for_lowbit_modes_only():
+    from keras_compress.report.html import render
+
+    recs = [{"index": 0, "op": "CONV_2D", "layer": "conv1", "sqnr_db": 31.25, "matched_by": "name", "weights": "int4",
+             "activations": "float32"},
+            {"index": 1, "op": "MAX_POOL_2D", "layer": "conv1", "sqnr_db": 30.0, "matched_by": "name", "weights": None,
+             "activations": "float32"},
+            {"index": 2, "op": "FULLY_CONNECTED", "layer": "logits", "sqnr_db": float("inf"), "matched_by": "name",
+             "weights": "int8", "activations": "float32"}]
+    rows = [{"variant": v, "label": v, "mode": m} for v, m in (("f", "float32"), ("q8", "int8"), ("q4 (x)", "int4_int8"))]
+    data = {"folder": "x", "rows": rows, "run": None, "models": {}, "sparsity": {}, "edgetpu": {}, "notes": [],
+            "sqnr_inputs": "test", "sqnr": {"q8": {"reference": "f", "layers": recs}, "q4 (x)": {"reference": "f", "layers": recs}}}
+    page = render(data)
+    assert "lowbit-q8" not in page
+    table = re.search(r"<table class='lowbit' id='lowbit-q4-x-'>(.*?)</table>", page, re.S).group(1)
+    assert "vs f" in table
+    assert re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", table) == [
+        ("conv1", "30.0 dB", "int4", "float32"), ("logits", "inf dB", "int8", "float32")]

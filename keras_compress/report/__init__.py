@@ -1,8 +1,10 @@
 """`keras-compress report DIR`: one self-contained HTML page from a demo or recipe output folder.
 
 The page holds the summary table, accuracy against size and against latency
-(Pareto front marked), per-layer weight sparsity, per-layer int8 error against
-float32 (SQNR) and the predicted Edge TPU op mapping. Images are embedded as
+(Pareto front marked), per-layer weight sparsity, per-layer quantization error
+against float32 (SQNR; for the models below int8, int4 weights or int16
+activations, also a table per model: layer, SQNR, weight and activation
+types) and the predicted Edge TPU op mapping. Images are embedded as
 base64 PNG and there is no script, stylesheet or font to fetch: the file opens
 offline. Inputs that are missing (a ``.tflite`` file, the float32 reference,
 latency figures) leave a note on the page instead of failing the report.
@@ -32,8 +34,11 @@ __all__ = ["write_report", "ReportError", "collect"]
 
 log = logging.getLogger("keras_compress")
 
+#: Modes below int8 (or with 16-bit activations): each gets a per-layer table (layer, error, bits) on the page.
+LOW_BIT_MODES = ("int16x8", "int4_weights", "int4_int8")
+
 #: Modes whose per-layer error against float32 is measured.
-QUANTIZED_MODES = ("int8", "int16x8")
+QUANTIZED_MODES = ("int8", *LOW_BIT_MODES)
 
 
 def _load_rows(folder: Path) -> list[dict]:
@@ -78,7 +83,7 @@ def _float_reference(rows: list[dict], models: dict[str, Path], variant: str) ->
     cands = [r["label"] for r in rows if r.get("mode") == "float32" and r["label"] in models]
     if not cands:
         return None
-    stem = re.sub(r"(_?(int8|ptq|qat|int16x8))+$", "", variant.split(" (")[0])
+    stem = re.sub(r"(_?(int8|ptq|qat|int16x8|int4|weights))+$", "", variant.split(" (")[0])
 
     def score(c: str) -> tuple[int, int]:
         common = len(os.path.commonprefix([stem, c]))

@@ -21,6 +21,7 @@ __all__ = [
     "layer_name",
     "weight_sparsity",
     "layer_sqnr",
+    "layer_table",
     "sample_inputs",
     "WEIGHTED_OPS",
 ]
@@ -221,12 +222,15 @@ def layer_sqnr(float_model: Any, quant_model: Any, x: np.ndarray) -> list[dict]:
 
     Returns:
         One dict per matched op, in execution order:
-        ``{"index", "op", "layer", "sqnr_db", "matched_by"}``.
+        ``{"index", "op", "layer", "sqnr_db", "matched_by", "weights", "activations"}``
+        (``weights``: the stored type of the op's constant weights, e.g. ``"int4"``,
+        or ``None``; ``activations``: the type of its output tensor).
     """
     from keras_compress.convert.compare import sqnr_db
 
     f_ops, f_vals = _all_tensors(float_model, x)
     q_ops, q_vals = _all_tensors(quant_model, x)
+    types = _op_types(quant_model)
     by_pos = {}
     for pos, (op, name, _) in enumerate(f_ops):
         by_pos[pos] = (op.op, name)
@@ -249,6 +253,42 @@ def layer_sqnr(float_model: Any, quant_model: Any, x: np.ndarray) -> list[dict]:
                 "layer": label,
                 "sqnr_db": sqnr_db(ref, test),
                 "matched_by": how,
+                "weights": types[op.index][0],
+                "activations": types[op.index][1],
             }
         )
     return out
+
+
+def _op_types(model: Any) -> dict[int, tuple[str | None, str]]:
+    """``{op index: (stored weight type or None, output tensor type)}`` of a .tflite model."""
+    from edgetpu.model import read_model
+
+    sg = read_model(model).subgraphs[0]
+    producers = {o: op for op in sg.operators for o in op.outputs}
+    out = {}
+    for op in sg.operators:
+        w = _weight_tensor(sg, producers, op) if op.op in WEIGHTED_OPS else None
+        out[op.index] = (w.dtype if w is not None else None, sg.tensors[op.outputs[0]].dtype if op.outputs else "?")
+    return out
+
+
+def layer_table(records: list[dict]) -> list[dict]:
+    """One row per Keras layer from :func:`layer_sqnr`'s records: the error at the layer's output, and its types.
+
+    The SQNR is that of the layer's last op (its output, after the activation);
+    ``weights`` is the weight type of its weighted op, ``activations`` the type
+    of its output tensor.
+
+    Example:
+        >>> layer_table([{"layer": "conv1", "sqnr_db": 30.0, "weights": "int4", "activations": "float32"},
+        ...              {"layer": "conv1", "sqnr_db": 29.5, "weights": None, "activations": "float32"}])
+        [{'layer': 'conv1', 'sqnr_db': 29.5, 'weights': 'int4', 'activations': 'float32'}]
+    """
+    rows: dict[str, dict] = {}
+    for r in records:
+        row = rows.setdefault(r["layer"], {"layer": r["layer"], "sqnr_db": r["sqnr_db"], "weights": None,
+                                           "activations": r.get("activations")})
+        row["sqnr_db"], row["activations"] = r["sqnr_db"], r.get("activations")
+        row["weights"] = row["weights"] or r.get("weights")
+    return list(rows.values())

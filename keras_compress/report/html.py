@@ -6,6 +6,7 @@ import base64
 import datetime as _dt
 import html
 import math
+import re
 from typing import Any
 
 from keras_compress.machine import describe
@@ -157,7 +158,7 @@ def _values(record: dict) -> str:
 
 
 def _sqnr_section(data: dict, out: list[str]) -> None:
-    out.append("<h2>Per-layer int8 error against float32</h2>")
+    out.append("<h2>Per-layer quantization error against float32</h2>")
     series = {v: d["layers"] for v, d in data["sqnr"].items() if d["layers"]}
     if not series:
         out.append("<p class='muted'>No quantized variant could be compared with a float32 model: no SQNR plot.</p>")
@@ -169,8 +170,27 @@ def _sqnr_section(data: dict, out: list[str]) -> None:
                     "experimental_preserve_all_tensors=True; every op output of the quantized model is dequantized and "
                     "matched to the float tensor of the same name (else the same op type at the same position). "
                     "SQNR = 10 log10(&Sigma;ref&sup2; / &Sigma;(ref &minus; q)&sup2;), cumulative along the graph. "
-                    f"Pairs: {refs}. A variant whose weights differ from its reference (pruned, distilled) "
-                    "shows that change as well as the int8 rounding."))
+                    f"Pairs: {refs}. A variant whose weights differ from its reference (pruned, distilled, "
+                    "quantization-aware trained) shows that change as well as the rounding."))
+    _lowbit_tables(data, out)
+
+
+def _lowbit_tables(data: dict, out: list[str]) -> None:
+    """One compact table per model below int8 (int4 weights, int16 activations): layer, SQNR, weight / activation types."""
+    from keras_compress.report import LOW_BIT_MODES
+    from keras_compress.report.analysis import layer_table
+
+    modes = {r.get("label", r["variant"]): r.get("mode") for r in data["rows"]}
+    for v, d in data["sqnr"].items():
+        if modes.get(v) not in LOW_BIT_MODES or not d["layers"]:
+            continue
+        body = "".join(f"<tr><td>{html.escape(r['layer'])}</td><td>{_cell(r['sqnr_db'], lambda x: f'{x:.1f} dB')}</td>"
+                       f"<td>{html.escape(r['weights'] or '-')}</td><td>{html.escape(str(r['activations']))}</td></tr>"
+                       for r in layer_table(d["layers"]))
+        ident = re.sub(r"[^A-Za-z0-9_-]+", "-", v)
+        out.append(f"<h3>{html.escape(v)} ({html.escape(str(modes[v]))}): per-layer error and bits</h3>"
+                   f"<table class='lowbit' id='lowbit-{ident}'><tr><th>layer</th><th>SQNR at its output "
+                   f"(vs {html.escape(d['reference'])})</th><th>weights</th><th>activations</th></tr>{body}</table>")
 
 
 def _edgetpu_section(data: dict, out: list[str]) -> None:
