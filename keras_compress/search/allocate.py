@@ -40,7 +40,7 @@ from typing import Callable, Mapping
 from keras_compress.errors import ConfigError
 from keras_compress.search.plan import Plan
 
-__all__ = ["greedy", "uniform", "excess", "trajectory_points"]
+__all__ = ["greedy", "uniform", "excess", "trajectory_points", "candidate_plans"]
 
 Costs = Callable[[Plan], Mapping[str, float]]
 
@@ -148,3 +148,34 @@ def trajectory_points(trace: list[Plan], n: int) -> list[Plan]:
         return list(trace)
     step = (len(trace) - 1) / (n - 1) if n > 1 else 0
     return [trace[round(i * step)] for i in range(n)] if n > 1 else [trace[-1]]
+
+
+def candidate_plans(space: Mapping[str, Mapping[str, tuple]], damage: Callable[[Plan], float], cost: Costs,
+                    limits: Mapping[str, float], trace: list | None = None) -> list[Plan]:
+    """Distinct plans meeting ``limits``: greedy over every method, greedy over each method alone, the uniform one.
+
+    The first is the greedy plan over all methods (its forward pass goes to
+    ``trace``). The additive damage model cannot see how compressions interact,
+    so these few alternatives are then measured as whole plans
+    (:func:`keras_compress.search.sensitivity.evaluate_plans`).
+    """
+    methods = sorted({m for ms in space.values() for m in ms})
+    subsets = [tuple(methods)] + ([(m,) for m in methods] if len(methods) > 1 else [])
+    plans: list[Plan] = []
+    for subset in subsets:
+        sub = {n: {m: ms[m] for m in subset if m in ms} for n, ms in space.items()}
+        try:
+            plans.append(greedy({n: ms for n, ms in sub.items() if ms}, damage, cost, limits,
+                                trace=trace if subset == tuple(methods) else None))
+        except ConfigError:
+            if subset == tuple(methods):
+                raise
+    try:
+        plans.append(uniform(space, damage, cost, limits))
+    except ConfigError:
+        pass
+    unique: list[Plan] = []
+    for p in plans:
+        if p not in unique:
+            unique.append(p)
+    return unique

@@ -30,7 +30,7 @@ import numpy as np
 
 from keras_compress.search.plan import Plan, factor_pattern
 
-__all__ = ["apply_structure", "apply_oneshot", "apply_plan", "fine_tune_schedule", "kernel_layers", "sparsify_kernel",
+__all__ = ["apply_structure", "apply_oneshot", "apply_weights", "keep_applied", "apply_plan", "fine_tune_schedule", "kernel_layers", "sparsify_kernel",
            "cluster_kernel"]
 
 
@@ -93,6 +93,29 @@ def _set_kernel(layer, fn: Callable[[np.ndarray], np.ndarray]) -> None:
     layer.set_weights(weights)
 
 
+def apply_weights(model, plan: Plan) -> None:
+    """The plan's ``sparsity`` and ``clusters`` on ``model``'s kernels, in place (its structure must be applied)."""
+    for name, settings in plan.layers.items():
+        for layer in kernel_layers(model, name):
+            if "sparsity" in settings:
+                _set_kernel(layer, lambda k, s=settings["sparsity"]: sparsify_kernel(k, s))
+            if "clusters" in settings:
+                _set_kernel(layer, lambda k, n=settings["clusters"], z="sparsity" in settings: cluster_kernel(k, n, z))
+
+
+def keep_applied(plan: Plan):
+    """A Keras callback re-applying the plan's sparsity and clusters after every batch (a brief recovery keeps them)."""
+    import keras
+
+    weights = plan.only(("sparsity", "clusters"))
+
+    class KeepApplied(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            apply_weights(self.model.student if hasattr(self.model, "student") else self.model, weights)
+
+    return KeepApplied()
+
+
 def apply_oneshot(model, plan: Plan):
     """The structure, then the plan's sparsity and clusters on the weights as they are (no training)."""
     import keras
@@ -101,12 +124,7 @@ def apply_oneshot(model, plan: Plan):
     if out is model:
         out = keras.models.clone_model(model)
         out.set_weights(model.get_weights())
-    for name, settings in plan.layers.items():
-        for layer in kernel_layers(out, name):
-            if "sparsity" in settings:
-                _set_kernel(layer, lambda k, s=settings["sparsity"]: sparsify_kernel(k, s))
-            if "clusters" in settings:
-                _set_kernel(layer, lambda k, n=settings["clusters"], z="sparsity" in settings: cluster_kernel(k, n, z))
+    apply_weights(out, plan)
     return out
 
 

@@ -34,7 +34,7 @@ def _row(name: str, m: dict) -> dict:
 def rows_of(summary: dict) -> list[dict]:
     """Table rows: the original, the searched and uniform models, then the one-shot candidates."""
     rows = [_row("original", summary["original"]["measured"])]
-    for kind in ("searched", "uniform"):
+    for kind in ("searched", "uniform", "cheaper"):
         if summary.get(kind):
             rows.append(_row(kind, summary[kind]["measured"]))
     rows += [_row(f"path {i + 1} (one-shot)", c["measured"]) for i, c in enumerate(summary.get("candidates", []))]
@@ -59,7 +59,7 @@ def _verdicts(summary: dict) -> str:
 
 
 def _plan_table(summary: dict) -> str:
-    kinds = [k for k in ("searched", "uniform") if summary.get(k)]
+    kinds = [k for k in ("searched", "uniform", "cheaper") if summary.get(k)]
     out = ["<table><tr><th>layer</th><th>candidates</th>" + "".join(f"<th>{k}</th>" for k in kinds) + "</tr>"]
     for layer, methods in summary["space"].items():
         cand = ", ".join(methods)
@@ -101,6 +101,7 @@ def render_search(summary: dict) -> str:
         f"<p class='muted'>target {html.escape(summary['target'])}, {summary['num_threads']} thread(s); latency "
         f"{html.escape(summary['latency_source'])}; {html.escape(describe(summary['machine']))}</p>",
         "<h2>Budgets</h2>", _verdicts(summary),
+        f"<p>{html.escape((summary.get('comparison') or {}).get('verdict', 'no uniform baseline'))}</p>",
         "<h2>Measured</h2>", summary_table(rows),
         f"<p class='muted'>Latency model: predicted {s['predicted'].get('latency', float('nan')):.3f} ms for the searched "
         f"model, {'error ' + format(err, '+.1%') if err is not None else 'no prediction'} against the measurement.</p>",

@@ -8,14 +8,23 @@ The steps, each printed as it runs:
    ``validation_data`` is given; cached, resumable: :mod:`~keras_compress.search.sensitivity`);
 3. the cost model is calibrated on the original's measured file and latency
    (:mod:`~keras_compress.search.cost`, :mod:`~keras_compress.search.latency`);
-4. allocation (:func:`~keras_compress.search.allocate.greedy`) picks the plan;
-   the uniform baseline (:func:`~keras_compress.search.allocate.uniform`) too;
+4. allocation: a few plans predicted to meet the budget (the greedy one over
+   every method, the greedy one over each method alone, the uniform one:
+   :func:`~keras_compress.search.allocate.candidate_plans`) are each applied,
+   briefly recovered and measured on the validation data; the best is chosen.
+   The uniform baseline (:func:`~keras_compress.search.allocate.uniform`) is
+   kept apart for the comparison;
 5. each plan is applied and fine-tuned (distilled from the original by
    default, :func:`~keras_compress.search.apply.apply_plan`), converted to
    int8 and measured; a plan whose measured cost misses a budget is re-searched
    with that limit tightened by the miss (at most ``max_rounds`` times) and the
    miss is said, never hidden;
-6. points along the allocation's path are converted without fine-tuning and
+6. if the searched model is not at least 1.0 point more accurate than the
+   uniform one, the search also answers the other question a budget poses:
+   the plan under 85% of the uniform model's measured costs (the budget's
+   metrics), fine-tuned and measured the same way (``summary["cheaper"]``,
+   ``cheaper_plan.json``): the uniform model's accuracy at a lower cost, or not;
+7. points along the allocation's path are converted without fine-tuning and
    measured too: with the fine-tuned ones, they form the Pareto front.
 
 Latency on ``target="cpu"`` is measured through ``edgetpu.benchmark``
@@ -140,7 +149,8 @@ def search(model, data, *, budget, target: str = "cpu", methods: Sequence[str] =
            out_dir: str | os.PathLike | None = None, num_threads: int = 1, compare_uniform: bool = True,
            levels: dict | None = None, layers: Sequence[str] | None = None, calibration_samples: int = 200,
            pareto_points: int = 4, max_rounds: int = 3, latency_table: str | os.PathLike | None = None,
-           cache_dir: str | os.PathLike | None = None, recovery_steps: int = 20, seed: int = 0, progress: Callable[[str], None] | None = None) -> SearchResult:
+           cache_dir: str | os.PathLike | None = None, recovery_steps: int = 20, candidate_steps: int = 100,
+           seed: int = 0, progress: Callable[[str], None] | None = None) -> SearchResult:
     """Search per-layer settings of ``methods`` that meet ``budget``, fine-tune, convert and measure.
 
     Args:
@@ -165,6 +175,8 @@ def search(model, data, *, budget, target: str = "cpu", methods: Sequence[str] =
             of one model under other budgets can share it.
         recovery_steps: distillation steps each sensitivity entry recovers for before it is evaluated
             (0: right after applying it; see :mod:`~keras_compress.search.sensitivity`).
+        candidate_steps: distillation steps each candidate plan recovers for before the candidates
+            are compared on the validation data (0: take the greedy plan as it is).
         seed: seeds the validation split and the fine-tuning.
         progress: one line per step (default: stderr).
     """
@@ -181,16 +193,17 @@ def search(model, data, *, budget, target: str = "cpu", methods: Sequence[str] =
     original = steps.measure_original(model, run, budgets, cache, latency_table)
     limits, floor = _limits(budgets, original["measured"], target)
     space, sens, costs = steps.analyse(model, run, original, methods, levels, layers, cache, limits, recovery_steps)
-    options = dict(epochs=fine_tune_epochs, teacher=teacher, seed=seed, max_rounds=max_rounds)
+    options = dict(epochs=fine_tune_epochs, teacher=teacher, seed=seed, max_rounds=max_rounds,
+                   candidate_steps=candidate_steps)
     searched = steps.allocate_and_measure(model, run, space, sens, costs, limits, "searched", options, original)
-    uniform = (steps.allocate_and_measure(model, run, space, sens, costs, limits, "uniform", options, original)
-               if compare_uniform else None)
-    results = [searched] + ([uniform] if uniform else [])
+    uniform = steps.uniform_or_none(model, run, space, sens, costs, limits, options, original) if compare_uniform else None
+    cheaper = steps.cheaper_than_uniform(model, run, space, sens, costs, limits, options, original, searched, uniform)
+    results = [r for r in (searched, uniform, cheaper) if r]
     points = steps.final_measurements(model, run, costs, sens, original, results, searched["trace"], pareto_points)
-    summary = steps.summarize(run, budgets, limits, floor, original, searched, uniform, points, space, sens)
+    summary = steps.summarize(run, budgets, limits, floor, original, searched, uniform, points, space, sens, cheaper)
     result = SearchResult(searched["plan"], searched["model"], searched["tflite"], summary,
                           uniform["plan"] if uniform else None, folder, points)
     if folder is not None:
-        steps.write_outputs(folder, result, original, uniform)
+        steps.write_outputs(folder, result, original, uniform, cheaper)
     say(steps.verdict_line(summary))
     return result

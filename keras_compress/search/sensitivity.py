@@ -3,8 +3,8 @@
 For every ``(layer, method, setting)`` of a :class:`~keras_compress.search.space.SearchSpace`,
 the setting is applied to that layer alone, at once
 (:func:`~keras_compress.search.apply.apply_oneshot`), optionally followed by a
-brief recovery (``recovery_steps`` steps of distillation from the original, far
-from a full fine-tuning: methods differ in how much fine-tuning wins back, and
+brief recovery (``recovery_steps`` steps of distillation from the original, with
+the entry's zeros and clusters re-applied after every step; far from a full fine-tuning: methods differ in how much fine-tuning wins back, and
 a purely one-shot measure would favour the ones that lose little at once),
 and the result is evaluated on held-out data: top-1 accuracy, and the KL divergence of its softmax from the
 original model's (nats, mean over samples). The allocator's ``damage`` of an
@@ -39,7 +39,7 @@ import numpy as np
 
 from keras_compress.search.plan import Plan
 
-__all__ = ["Sensitivity", "analyse", "entry_key", "model_digest", "data_digest"]
+__all__ = ["Sensitivity", "analyse", "evaluate_plans", "entry_key", "model_digest", "data_digest"]
 
 CACHE_FORMAT = "keras-compress-sensitivity/1"
 
@@ -110,17 +110,19 @@ def _predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out).astype(np.float64)
 
 
-def _recover(student, teacher, recovery: tuple, steps: int, batch_size: int = 32) -> None:
-    """``steps`` Adam steps of distillation from ``teacher`` (the brief recovery before evaluation)."""
+def _recover(student, teacher, recovery: tuple, steps: int, plan: Plan, batch_size: int = 32) -> None:
+    """``steps`` Adam steps of distillation from ``teacher``, the plan's zeros and clusters kept after each."""
     import keras
 
     from keras_compress.distillation import Distiller
+    from keras_compress.search.apply import keep_applied
 
     x, y = recovery
     n = min(len(x), steps * batch_size)
     d = Distiller(teacher, student, student_loss_weight=0.5, temperature=4.0)
     d.compile(optimizer=keras.optimizers.Adam(1e-3))
-    d.fit(x[:n], y[:n], epochs=1, batch_size=batch_size, verbose=0, shuffle=False)
+    callbacks = [keep_applied(plan)] if any(m in plan.methods() for m in ("sparsity", "clusters")) else []
+    d.fit(x[:n], y[:n], epochs=1, batch_size=batch_size, verbose=0, shuffle=False, callbacks=callbacks)
 
 
 def _evaluate(model, x: np.ndarray, y: np.ndarray, ref: np.ndarray | None, logits: bool) -> tuple[dict, np.ndarray]:
@@ -186,7 +188,7 @@ def analyse(model, space, x: np.ndarray, y: np.ndarray, *, cache: str | os.PathL
     y = np.asarray(y).reshape(-1)
     logits = not outputs_probabilities(model)
     steps = recovery_steps if recovery is not None else 0
-    digest = {"model": model_digest(model), "data": data_digest(x, y), "recovery_steps": steps}
+    digest = {"model": model_digest(model), "data": data_digest(x, y), "recovery_steps": steps, "recovery": "masked"}
     teacher = None
     if steps:
         from keras_compress.pipeline.fit import teacher_copy
@@ -202,12 +204,13 @@ def analyse(model, space, x: np.ndarray, y: np.ndarray, *, cache: str | os.PathL
         f"{len(todo)} to compute")
     for i, (layer, method, setting) in enumerate(todo, start=total - len(todo) + 1):
         t0 = time.perf_counter()
-        student = apply_oneshot(model, Plan({layer: {method: setting}}))
+        plan = Plan({layer: {method: setting}})
+        student = apply_oneshot(model, plan)
         if steps:
             import keras
 
             keras.utils.set_random_seed(0)  # the same entry recovers the same way in every run
-            _recover(student, teacher, recovery, steps)
+            _recover(student, teacher, recovery, steps, plan)
         result, _ = _evaluate(student, x, y, ref, logits)
         result["seconds"] = round(time.perf_counter() - t0, 3)
         entries[entry_key(layer, method, setting)] = result
@@ -216,3 +219,36 @@ def analyse(model, space, x: np.ndarray, y: np.ndarray, *, cache: str | os.PathL
         say(f"sensitivity {_bar(i, total)} {layer} {method} {setting:g}: "
             f"accuracy {result['accuracy']:.2%} ({result['accuracy'] - base['accuracy']:+.2%}), KL {result['kl']:.4f}")
     return Sensitivity(base["accuracy"], entries)
+
+
+def evaluate_plans(model, plans, x: np.ndarray, y: np.ndarray, *, recovery: tuple, steps: int,
+                   progress: Callable[[str], None] | None = None) -> list[dict[str, float]]:
+    """Each whole plan applied at once, recovered for ``steps`` distillation steps, evaluated on ``(x, y)``.
+
+    The sensitivity model adds single-layer damages; this measures the plans
+    themselves (interactions included) on the held-out data, to choose among a
+    few candidates that all meet the budget.
+
+    Returns:
+        ``[{"accuracy", "kl"}]`` in the order of ``plans``.
+    """
+    import keras
+
+    from keras_compress.distillation import outputs_probabilities
+    from keras_compress.pipeline.fit import teacher_copy
+    from keras_compress.search.apply import apply_oneshot
+
+    say = progress or (lambda _m: None)
+    y = np.asarray(y).reshape(-1)
+    logits = not outputs_probabilities(model)
+    _, ref = _evaluate(model, x, y, None, logits)
+    teacher = teacher_copy(model)
+    out = []
+    for i, plan in enumerate(plans, start=1):
+        student = apply_oneshot(model, plan)
+        keras.utils.set_random_seed(0)
+        _recover(student, teacher, recovery, steps, plan)
+        result, _ = _evaluate(student, x, y, ref, logits)
+        out.append(result)
+        say(f"candidates {_bar(i, len(plans))} accuracy {result['accuracy']:.2%}, KL {result['kl']:.4f}: {plan.describe()}")
+    return out

@@ -16,8 +16,8 @@ import numpy as np
 
 from keras_compress.search.plan import Plan
 
-__all__ = ["measure_original", "analyse", "allocate_and_measure", "final_measurements", "summarize",
-           "write_outputs", "verdict_line"]
+__all__ = ["measure_original", "analyse", "allocate_and_measure", "uniform_or_none", "cheaper_than_uniform",
+           "final_measurements", "summarize", "write_outputs", "verdict_line"]
 
 _COST_METRICS = ("size", "gzip", "macs", "latency")
 
@@ -91,13 +91,23 @@ def _reference(run, space, costs):
     return plan, {"size": len(tflite), "gzip": gzip_size(tflite)}
 
 
-def _allocate(kind: str, space, sens, costs, limits, trace: list) -> Plan:
-    from keras_compress.search.allocate import greedy, uniform
+def _allocate(kind: str, run, model, space, sens, costs, limits, trace: list, options: dict) -> Plan:
+    """The uniform plan, or the best of the candidate plans measured whole on the validation data."""
+    from keras_compress.search.allocate import candidate_plans, uniform
+    from keras_compress.search.sensitivity import evaluate_plans
 
     cost = costs.predict
     if kind == "uniform":
         return uniform(space.candidates, sens.plan_damage, cost, limits)
-    return greedy(space.candidates, sens.plan_damage, cost, limits, trace=trace)
+    plans = candidate_plans(space.candidates, sens.plan_damage, cost, limits, trace)
+    if len(plans) == 1 or not options["candidate_steps"]:
+        return plans[0]
+    run.say(f"search: {len(plans)} candidate plans meet the predicted budget; measuring each on the validation "
+            f"data after {options['candidate_steps']} recovery steps")
+    scores = evaluate_plans(model, plans, run.val[0], run.val[1], recovery=run.fit, steps=options["candidate_steps"],
+                            progress=run.say)
+    best = max(range(len(plans)), key=lambda i: (scores[i]["accuracy"], -scores[i]["kl"]))
+    return plans[best]
 
 
 def _measure_plan(model, run, plan: Plan, options: dict, original: dict) -> tuple[Any, bytes, dict]:
@@ -119,7 +129,7 @@ def allocate_and_measure(model, run, space, sens, costs, limits: dict, kind: str
     current, rounds = dict(limits), []
     for attempt in range(1, options["max_rounds"] + 1):
         trace: list = []
-        plan = _allocate(kind, space, sens, costs, current, trace)
+        plan = _allocate(kind, run, model, space, sens, costs, current, trace, options)
         predicted = costs.predict(plan, latency=True)
         run.say(f"search: {kind} plan (round {attempt}): {plan.describe()}")
         tuned, tflite, measured = _measure_plan(model, run, plan, options, original)
@@ -136,6 +146,38 @@ def allocate_and_measure(model, run, space, sens, costs, limits: dict, kind: str
                     f"re-searching with the {m} limit tightened to {current[m]:,.4g}")
     return {"plan": plan, "model": tuned, "tflite": tflite, "measured": measured, "predicted": predicted,
             "rounds": rounds, "trace": trace, "kind": kind}
+
+
+def uniform_or_none(model, run, space, sens, costs, limits: dict, options: dict, original: dict) -> dict | None:
+    """The uniform baseline fine-tuned and measured, or ``None`` (said) when no uniform setting meets the budget."""
+    from keras_compress.errors import ConfigError
+
+    try:
+        return allocate_and_measure(model, run, space, sens, costs, limits, "uniform", options, original)
+    except ConfigError as e:
+        run.say(f"search: no uniform baseline: {e}")
+        return None
+
+
+def cheaper_than_uniform(model, run, space, sens, costs, limits: dict, options: dict, original: dict,
+                         searched: dict, uniform: dict | None) -> dict | None:
+    """The plan under 85% of the uniform model's measured costs, when the searched one is not 1 point better.
+
+    ``None`` without a uniform model, when the searched one is already 1.0
+    point more accurate, or when no plan is predicted to reach those costs.
+    """
+    from keras_compress.errors import ConfigError
+
+    if uniform is None or searched["measured"]["accuracy"] >= uniform["measured"]["accuracy"] + 0.01:
+        return None
+    tighter = {m: min(limit, 0.85 * uniform["measured"][m]) for m, limit in limits.items()}
+    run.say("search: the searched model is not 1.0 point above the uniform one; searching under 85% of the "
+            "uniform's costs (" + ", ".join(f"{m} {v:,.4g}" for m, v in tighter.items()) + ")")
+    try:
+        return allocate_and_measure(model, run, space, sens, costs, tighter, "cheaper", options, original)
+    except ConfigError as e:
+        run.say(f"search: no plan reaches 85% of the uniform's costs: {e}")
+        return None
 
 
 def final_measurements(model, run, costs, sens, original: dict, results: list[dict], trace: list, points: int) -> list[dict]:
@@ -179,7 +221,7 @@ def _entry(r: dict | None, limits, floor, budgets) -> dict | None:
     return out
 
 
-def summarize(run, budgets, limits, floor, original, searched, uniform, candidates, space, sens) -> dict:
+def summarize(run, budgets, limits, floor, original, searched, uniform, candidates, space, sens, cheaper=None) -> dict:
     """``summary.json``'s content: budgets, the original, the searched and uniform plans, candidates, machine."""
     from keras_compress.machine import machine_description
 
@@ -197,6 +239,8 @@ def summarize(run, budgets, limits, floor, original, searched, uniform, candidat
         "original": {"measured": original["measured"], "validation_accuracy": sens.base_accuracy},
         "searched": _entry(searched, limits, floor, budgets),
         "uniform": _entry(uniform, limits, floor, budgets),
+        "cheaper": _entry(cheaper, limits, floor, budgets),
+        "comparison": _comparison(limits, searched, uniform, cheaper),
         "candidates": [{"plan": c["plan"].layers, "measured": c["measured"], "predicted": c["predicted"],
                         "predicted_accuracy": c["predicted_accuracy"]} for c in candidates],
         "space": {n: dict(ms) for n, ms in space.candidates.items()},
@@ -205,6 +249,27 @@ def summarize(run, budgets, limits, floor, original, searched, uniform, candidat
     if run.target == "edgetpu":
         summary["edgetpu"] = _edgetpu_summary(searched["tflite"])
     return summary
+
+
+def _comparison(limits: dict, searched: dict, uniform: dict | None, cheaper: dict | None) -> dict | None:
+    """Searched (and cheaper) against uniform: accuracy gain in points and cost ratios on the budget's metrics."""
+    if uniform is None:
+        return None
+
+    def versus(r):
+        return {"accuracy_gain_points": 100 * (r["measured"]["accuracy"] - uniform["measured"]["accuracy"]),
+                "cost_ratio": {m: r["measured"][m] / uniform["measured"][m] for m in limits}}
+
+    out = {"searched": versus(searched)}
+    if cheaper is not None:
+        out["cheaper"] = versus(cheaper)
+    better = out["searched"]["accuracy_gain_points"] >= 1.0 - 1e-9
+    matched = cheaper is not None and out["cheaper"]["accuracy_gain_points"] >= -1e-9 and all(
+        r <= 0.85 + 1e-9 for r in out["cheaper"]["cost_ratio"].values())
+    out["verdict"] = ("searched: >= 1.0 point more accurate than uniform" if better else
+                      "cheaper: the uniform's accuracy at <= 85% of its cost" if matched else
+                      "neither 1.0 point better nor the uniform's accuracy at 85% of its cost")
+    return out
 
 
 def _edgetpu_summary(tflite: bytes) -> dict:
@@ -216,8 +281,8 @@ def _edgetpu_summary(tflite: bytes) -> dict:
             "fits_cache": r.parameter_bytes <= r.on_chip_cache_bytes}
 
 
-def write_outputs(folder: Path, result, original: dict, uniform: dict | None) -> None:
-    """``plan.json``, ``model.keras``, ``model.tflite``, ``uniform_plan.json``, ``summary.json``, ``report.html``."""
+def write_outputs(folder: Path, result, original: dict, uniform: dict | None, cheaper: dict | None = None) -> None:
+    """``plan.json``, ``model.keras``, ``model.tflite``, ``uniform_plan.json`` / ``cheaper_plan.json``, ``summary.json``, ``report.html``."""
     import os
 
     from edgetpu import atomic_write_bytes
@@ -225,8 +290,9 @@ def write_outputs(folder: Path, result, original: dict, uniform: dict | None) ->
 
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / "plan.json", result.plan.to_json(model=original["model"].name).encode())
-    if uniform is not None:
-        atomic_write_bytes(folder / "uniform_plan.json", uniform["plan"].to_json(model=original["model"].name).encode())
+    for name, r in (("uniform", uniform), ("cheaper", cheaper)):
+        if r is not None:
+            atomic_write_bytes(folder / f"{name}_plan.json", r["plan"].to_json(model=original["model"].name).encode())
     atomic_write_bytes(folder / "model.tflite", result.tflite)
     tmp = folder / f".model.{os.getpid()}.tmp.keras"  # saved whole, then renamed: never a half-written model.keras
     try:
@@ -259,4 +325,6 @@ def verdict_line(summary: dict) -> str:
     u = summary.get("uniform")
     if u:
         line += f" (uniform {u['measured']['accuracy']:.2%})"
+    if summary.get("comparison"):
+        line += f"; {summary['comparison']['verdict']}"
     return line
