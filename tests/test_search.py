@@ -12,6 +12,7 @@ from keras_compress.search import Budget, Plan, SearchSpace, apply_oneshot, pars
 from keras_compress.search.allocate import excess, greedy, uniform
 from keras_compress.search.cost import CostModel
 from keras_compress.search.sensitivity import analyse
+from search_helpers import tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -23,22 +24,7 @@ def data8():
 
 @pytest.fixture(scope="module")
 def tiny(data8):
-    """conv1 -> pool -> conv2 -> flatten -> fc -> logits on 8x8 digits, 3 epochs (seed 0)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    L = keras.layers
-    inputs = keras.Input((8, 8, 1))
-    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = L.MaxPooling2D(name="pool")(x)
-    x = L.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(32, activation="relu", name="fc")(x)
-    model = keras.Model(inputs, L.Dense(10, name="logits")(x), name="tiny")
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    (x_train, y_train), _ = data8
-    model.fit(x_train, y_train, epochs=3, batch_size=32, verbose=0)
-    return model
+    return tiny_model((8, 8, 1), data8)
 
 
 # --- plans and budgets -------------------------------------------------------------------------------

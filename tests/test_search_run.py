@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from keras_compress.search import Plan, apply_plan
+from search_helpers import tiny_model
 
 FAST = dict(fine_tune_epochs=1, recovery_steps=0, candidate_steps=10, pareto_points=2, calibration_samples=32)
 
@@ -25,27 +26,9 @@ def data8():
     return load_digits(image_size=8)
 
 
-def _tiny(input_shape, data, epochs=3):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    L = keras.layers
-    inputs = keras.Input(input_shape)
-    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = L.MaxPooling2D(name="pool")(x)
-    x = L.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(32, activation="relu", name="fc")(x)
-    model = keras.Model(inputs, L.Dense(10, name="logits")(x), name="tiny")
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    (x_train, y_train), _ = data
-    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
-    return model
-
-
 @pytest.fixture(scope="module")
 def tiny(data8):
-    return _tiny((8, 8, 1), data8)
+    return tiny_model((8, 8, 1), data8)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +135,7 @@ def test_ctrl_c_during_sensitivity_then_resume_recomputes_nothing_finished(tmp_p
     """The CLI's Ctrl-C (SIGINT) stops the analysis with exit 130; the same command resumes from the cache."""
     from keras_compress.datasets import load_digits
 
-    _tiny((32, 32, 1), load_digits(), epochs=1).save(tmp_path / "tiny.keras")
+    tiny_model((32, 32, 1), load_digits(), epochs=1).save(tmp_path / "tiny.keras")
     cmd = [sys.executable, "-m", "keras_compress.cli", "search", str(tmp_path / "tiny.keras"), "--data", "digits",
            "--budget", "size=50%", "--methods", "sparsity,clusters", "--out", str(tmp_path / "out")]
     cache = tmp_path / "out" / "sensitivity.json"

@@ -103,8 +103,9 @@ def render_search(summary: dict) -> str:
         "<h2>Budgets</h2>", _verdicts(summary),
         f"<p>{html.escape((summary.get('comparison') or {}).get('verdict', 'no uniform baseline'))}</p>",
         "<h2>Measured</h2>", summary_table(rows),
-        f"<p class='muted'>Latency model: predicted {s['predicted'].get('latency', float('nan')):.3f} ms for the searched "
-        f"model, {'error ' + format(err, '+.1%') if err is not None else 'no prediction'} against the measurement.</p>",
+        f"<p class='muted'>Latency model: predicted {s.get('latency_predicted_ms', float('nan')):.3f} ms for the searched "
+        f"model, {'error ' + format(err, '+.1%') if err is not None else 'no prediction'} against the measurement "
+        "(both relative to the original, measured in the same rounds).</p>",
         "<h2>Plans</h2>", _plan_table(summary),
         "<h2>Pareto front</h2>", pareto_figure(rows),
         "<p class='muted'>Path points are plans the allocation passed through, converted without fine-tuning.</p>",

@@ -76,6 +76,7 @@ def analyse(model, run, original: dict, methods, levels, layers, folder: Path | 
         run.latency.prepare([model] + [costs.structure(p) for p in singles])
     run.latency.calibrate(model, original["measured"]["latency"])
     costs.calibrate(original["measured"], _reference(run, space, costs))
+    original["predicted"] = costs.predict(Plan(), latency=True)
     return space, sens, costs
 
 
@@ -208,7 +209,7 @@ def _budget_rows(budgets, limits, floor, measured) -> dict:
     return met
 
 
-def _entry(r: dict | None, limits, floor, budgets) -> dict | None:
+def _entry(r: dict | None, limits, floor, budgets, original: dict) -> dict | None:
     if r is None:
         return None
     out = {"plan": r["plan"].layers, "measured": r["measured"], "predicted": r["predicted"],
@@ -216,8 +217,12 @@ def _entry(r: dict | None, limits, floor, budgets) -> dict | None:
     if "rounds" in r:
         out["rounds"] = r["rounds"]
     lat, pred = r["measured"].get("latency"), r["predicted"].get("latency")
-    if lat and pred and np.isfinite(pred):
-        out["latency_model_error"] = pred / lat - 1
+    lat0, pred0 = original["measured"].get("latency"), original.get("predicted", {}).get("latency")
+    if lat and pred and lat0 and pred0 and np.isfinite(pred) and np.isfinite(pred0):
+        # Both sides relative to the original: the prediction to the original's latency it was calibrated
+        # on, the measurement to the original's measured in the same interleaved rounds (load drifts between).
+        out["latency_model_error"] = (pred / pred0) / (lat / lat0) - 1
+        out["latency_predicted_ms"] = pred * lat0 / pred0
     return out
 
 
@@ -237,9 +242,9 @@ def summarize(run, budgets, limits, floor, original, searched, uniform, candidat
         "budgets": [{"text": b.text, "meaning": str(b), "metric": b.metric} for b in budgets],
         "limits": limits, "accuracy_floor": floor,
         "original": {"measured": original["measured"], "validation_accuracy": sens.base_accuracy},
-        "searched": _entry(searched, limits, floor, budgets),
-        "uniform": _entry(uniform, limits, floor, budgets),
-        "cheaper": _entry(cheaper, limits, floor, budgets),
+        "searched": _entry(searched, limits, floor, budgets, original),
+        "uniform": _entry(uniform, limits, floor, budgets, original),
+        "cheaper": _entry(cheaper, limits, floor, budgets, original),
         "comparison": _comparison(limits, searched, uniform, cheaper),
         "candidates": [{"plan": c["plan"].layers, "measured": c["measured"], "predicted": c["predicted"],
                         "predicted_accuracy": c["predicted_accuracy"]} for c in candidates],
@@ -327,4 +332,9 @@ def verdict_line(summary: dict) -> str:
         line += f" (uniform {u['measured']['accuracy']:.2%})"
     if summary.get("comparison"):
         line += f"; {summary['comparison']['verdict']}"
+    e = summary.get("edgetpu")
+    if e:
+        mapped = "100% of the ops" if e["fraction_mapped"] == 1.0 else f"ONLY {e['fraction_mapped']:.0%} of the ops"
+        cache = "within" if e["fits_cache"] else "OVER"
+        line += f"; edgetpu check: {mapped} mapped, parameters {cache} the on-chip cache (latency estimated)"
     return line

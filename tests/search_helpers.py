@@ -1,0 +1,22 @@
+"""The small functional CNN the search tests compress (conv1 -> pool -> conv2 -> flatten -> fc -> logits)."""
+
+from __future__ import annotations
+
+
+def tiny_model(input_shape, data, epochs: int = 3):
+    """Built and trained on ``data``'s training split with seed 0; layer names as the tests expect."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    inputs = keras.Input(input_shape)
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = L.MaxPooling2D(name="pool")(x)
+    x = L.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(32, activation="relu", name="fc")(x)
+    model = keras.Model(inputs, L.Dense(10, name="logits")(x), name="tiny")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    (x_train, y_train), _ = data
+    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
+    return model
