@@ -202,7 +202,11 @@ def _cli(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_no_tensorflow_chatter_before_the_error_line(tmp_path):
+@pytest.mark.parametrize(
+    "when",
+    ["before_tensorflow", pytest.param("after_tensorflow", marks=pytest.mark.slow)],  # importing TF: 15-25 s
+)
+def test_no_tensorflow_chatter_before_the_error_line(tmp_path, when):
     """Fresh processes (TF_CPP_MIN_LOG_LEVEL unset): the error is the only line on stderr, with or without TensorFlow.
 
     A bad recipe fails before TensorFlow is imported; an output path that is a file fails after (the
@@ -212,16 +216,16 @@ def test_no_tensorflow_chatter_before_the_error_line(tmp_path):
     bad.write_text("name: x\nvariants: {s: {stages: [build: {width: .nan}]}}\n")
     taken = tmp_path / "taken"
     taken.write_text("keep me")
-    cases = [
-        (["run", str(bad)], "keras-compress run: error: bad.yaml: variants.s.stages[0].build.width: expected a finite number "
-                            "in (0.0, 8.0]; got nan"),
-        (["run", "demo", "--out", str(taken)], f"keras-compress run: error: {taken}: is a file; expected a folder for the run's output"),
-    ]
-    for argv, line in cases:
-        proc = _cli(*argv, cwd=tmp_path)
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 2 and err.splitlines() == [line], err
-        assert out == ""
+    argv, line = {
+        "before_tensorflow": (["run", str(bad)], "keras-compress run: error: bad.yaml: variants.s.stages[0].build.width: "
+                                                 "expected a finite number in (0.0, 8.0]; got nan"),
+        "after_tensorflow": (["run", "demo", "--out", str(taken)],
+                             f"keras-compress run: error: {taken}: is a file; expected a folder for the run's output"),
+    }[when]
+    proc = _cli(*argv, cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and err.splitlines() == [line], err
+    assert out == ""
     assert taken.read_text() == "keep me"
 
 

@@ -1,5 +1,7 @@
 """Cluster-preserving QAT (CQAT / PCQAT): clusters and zeros survive QAT and int8 conversion."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -49,6 +51,7 @@ def prune(model, fraction=0.6):
     return model
 
 
+@functools.cache  # shared by the tests of this file: quantize_model copies it, nothing changes it in place
 def clustered_model(sparse):
     x, y = data()
     model = prune(cnn()) if sparse else cnn()
@@ -67,7 +70,7 @@ def zero_masks(model):
     return masks
 
 
-@pytest.mark.parametrize("sparse", [False, True], ids=["cqat", "pcqat"])
+@pytest.mark.parametrize("sparse", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["cqat", "pcqat"])
 def test_int8_kernels_keep_k_values_per_channel_and_the_zeros(sparse):
     stripped, x, y = clustered_model(sparse)
     qat = quantize_model(stripped, preserve_clusters=True, preserve_sparsity=sparse)
@@ -90,6 +93,7 @@ def test_int8_kernels_keep_k_values_per_channel_and_the_zeros(sparse):
             assert row["zeros"] <= zeros.mean() + 0.1, name  # (a few more: weights whose centroid is 0)
 
 
+@pytest.mark.slow  # each of these QAT runs costs 20-35 s: the fast tier keeps cqat above
 def test_without_preserve_clusters_qat_spreads_the_values():
     stripped, x, y = clustered_model(False)
     qat = fit(quantize_model(stripped), x, y, epochs=2, lr=5e-2)
@@ -97,6 +101,7 @@ def test_without_preserve_clusters_qat_spreads_the_values():
     assert max(r["max_unique_per_channel"] for r in rows) > 3 * K
 
 
+@pytest.mark.slow
 def test_preserve_clusters_wrapper_saves_and_loads(tmp_path):
     stripped, x, y = clustered_model(True)
     qat = fit(quantize_model(stripped, preserve_clusters=True, preserve_sparsity=True), x, y, epochs=1)

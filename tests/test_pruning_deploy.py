@@ -109,6 +109,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess imports TensorFlow and trains under MirroredStrategy: 20-30 s
 def test_pruning_under_mirrored_strategy_with_two_logical_cpus():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(

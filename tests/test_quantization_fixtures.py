@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 from quantization_helpers import (
     convert_qat,
     float_ops,
@@ -30,6 +31,7 @@ def digits_cnn():
     return keras.Model(inp, L.Dense(10, activation="softmax")(x))
 
 
+@pytest.mark.slow  # 12 float epochs + 2 QAT epochs on digits: 40-70 s
 def test_digits_qat_int8_matches_float_and_beats_ptq():
     (x_train, y_train), (x_test, y_test) = load_digits()
     keras.utils.set_random_seed(0)
@@ -57,6 +59,7 @@ def test_digits_qat_int8_matches_float_and_beats_ptq():
     assert np.mean(qat_probs.argmax(1) == int8_probs.argmax(1)) >= 0.99
 
 
+@pytest.mark.slow  # MobileNetV2 QAT conversion: 40-70 s
 def test_mobilenet_v2_converts_fully_int8_and_agrees_with_qat_model():
     """The issue's fixture; ranges and BN statistics from two training-mode passes (a full fit is in the bench)."""
     import tensorflow as tf

@@ -124,7 +124,12 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+def _slow_but(fast, cases):
+    """``cases`` as parameters, all but ``fast`` marked slow (each costs 10-60 s of tracing and conversion)."""
+    return [pytest.param(c, marks=() if c == fast else pytest.mark.slow) for c in cases]
+
+
+@pytest.mark.parametrize("case", _slow_but("bn_after_dense", CASES))
 def test_qat_converts_to_full_int8_without_calibration(case):
     make, shape, expected_ops = CASES[case]
     model = make()
@@ -224,7 +229,9 @@ def test_masked_average_and_masked_attention_are_refused_with_the_reason():
         quantize_model(model, float_layers=["gap"])
 
 
-@pytest.mark.parametrize("case", ["attention_block", "conv1d_gru", "separable_xception", "nested_stem", "hard_swish_operations"])
+@pytest.mark.parametrize(
+    "case", _slow_but("separable_xception", ["attention_block", "conv1d_gru", "separable_xception", "nested_stem", "hard_swish_operations"])
+)
 def test_qat_models_save_and_load(case, tmp_path):
     make, shape, _ = CASES[case]
     qat = quantize_model(make())

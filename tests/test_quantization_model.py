@@ -155,7 +155,10 @@ def test_save_load_keras_round_trip(tmp_path):
     fit(again, x, y)  # still trains
 
 
-@pytest.mark.parametrize("make,shape,classes", [(tiny_cnn, (8, 8, 2), 3), (tiny_resnet, (8, 8, 3), 4)])
+@pytest.mark.parametrize(
+    "make,shape,classes",
+    [(tiny_cnn, (8, 8, 2), 3), pytest.param(tiny_resnet, (8, 8, 3), 4, marks=pytest.mark.slow)],  # resnet: 25-40 s
+)
 def test_converts_to_full_int8_from_trained_ranges(make, shape, classes):
     x, y = data(shape, classes, n=96)
     qat = fit(quantize_model(fit(make(), x, y, epochs=3)), x, y, epochs=2, lr=1e-4)

@@ -2,12 +2,13 @@
 
 Real conversions go through keras_compress.convert.to_tflite(target="edgetpu"),
 the route the issue's "Done when" names; each costs seconds (MobileNetV2 224
-~20 s on 2 cores), so every model is converted at most once per session, and
-only when a test asks for it.
+~20 s on 2 cores), so every model is converted at most once per test run (the
+pytest-xdist workers share one folder of them), and only when a test asks for it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
@@ -47,23 +48,29 @@ class _Models:
 
     def __call__(self, name: str) -> Path:
         path = self.root / f"{name}.tflite"
-        if not path.exists():
-            import keras
-
-            from fakes import tf_models
-            from keras_compress.convert import to_tflite
-
-            builder, kwargs = _BUILDERS[name]
-            keras.utils.set_random_seed(0)
-            model = getattr(tf_models, builder)()
-            kw = dict(kwargs)
-            if kw.get("quantization") != "float32":
-                kw["representative_data"] = _rep(model)
-            data = to_tflite(model, verbose=False, **kw)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+        with open(self.root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be converting it: wait for its file
+            if not path.exists():
+                self._convert(name, path)
         return path
+
+    @staticmethod
+    def _convert(name: str, path: Path) -> None:
+        import keras
+
+        from fakes import tf_models
+        from keras_compress.convert import to_tflite
+
+        builder, kwargs = _BUILDERS[name]
+        keras.utils.set_random_seed(0)
+        model = getattr(tf_models, builder)()
+        kw = dict(kwargs)
+        if kw.get("quantization") != "float32":
+            kw["representative_data"] = _rep(model)
+        data = to_tflite(model, verbose=False, **kw)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
 
 _SHARED = {}
@@ -75,10 +82,14 @@ def tflite_model(tmp_path_factory):
 
     Importing a fixture into several test modules gives each module its own
     session instance, so the models themselves are kept in one folder per
-    process: each conversion runs once per test session.
+    run, shared by the pytest-xdist workers (whose base temporary folders are
+    children of the run's): each conversion runs once per test run.
     """
     if "models" not in _SHARED:
-        _SHARED["models"] = _Models(tmp_path_factory.mktemp("edgetpu_models"))
+        base = tmp_path_factory.getbasetemp()
+        root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "edgetpu_models"
+        root.mkdir(exist_ok=True)
+        _SHARED["models"] = _Models(root)
     return _SHARED["models"]
 
 

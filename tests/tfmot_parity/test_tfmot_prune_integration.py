@@ -362,8 +362,9 @@ class PruneIntegrationTest(TestCase, parameterized.TestCase, ModelCompare):
         input_data = np.random.randint(10, size=(32, 10))
         self._check_strip_pruning_matches_original(model, 0.5, input_data)
 
-    @pytest.mark.slow
+    # slow under the parameters decorator: absl copies the function's marks onto each case it generates
     @parameterized.parameters(model_type_keys())
+    @pytest.mark.slow
     def testPrunesMnist_ReachesTargetSparsity(self, model_type):
         model = build_mnist_model(model_type, self.params)
         if model_type == "layer_list":
