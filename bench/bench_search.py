@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _common import machine, machine_md, md_table, write_results  # noqa: E402
+from _common import machine, md_table, write_results  # noqa: E402
 
 BUDGETS = {"size": "size=25%", "latency": "latency=0.5x", "gzip": "gzip=1/12"}
 METHODS = ("filters", "sparsity", "lowrank", "clusters")
@@ -91,7 +91,6 @@ def markdown(results: dict, m: dict) -> str:
                 f"edgetpu check: {e['edgetpu']['fraction_mapped']:.0%} of the ops predicted mapped; parameters "
                 f"{e['edgetpu']['parameter_bytes']:,} B of the {e['edgetpu']['on_chip_cache_bytes']:,} B on-chip cache; "
                 f"accuracy {e['searched']['measured']['accuracy']:.2%}; latency {e['latency_source']}.", ""]
-    out.append(machine_md(m))
     return "\n".join(out)
 
 
@@ -125,7 +124,7 @@ def main(argv=None) -> int:
         else:
             results["budgets"][name] = entry
         print(f"{name}: {(r.summary.get('comparison') or {}).get('verdict')} ({entry['seconds']:.0f} s)", flush=True)
-    m["loadavg_end"] = os.getloadavg()
+    m["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     write_results("search", {"machine": m, **results}, markdown(results, m), Path(args.out) if args.out else None)
     return 0
 
