@@ -268,3 +268,36 @@ def test_recovery_keeps_the_zeros_and_clusters_it_measures(tiny, data8):
     student.fit(x_train[:96], y_train[:96], batch_size=32, epochs=1, verbose=0, callbacks=[keep_applied(plan)])
     k = student.get_layer("fc").get_weights()[0]
     assert np.mean(k == 0) >= 0.75 - 1 / k.size and len(np.unique(k)) <= 4
+
+
+def test_four_bit_layers_are_on_the_int4_grid_and_costed_at_half_a_byte(tiny, data8):
+    from keras_compress.convert import to_tflite
+    from keras_compress.search.apply import four_bit_layers
+
+    (x_train, _), _ = data8
+    plan = Plan({"fc": {"bits": 4}, "conv2": {"lowrank": 0.5, "bits": 4}})
+    out = apply_oneshot(tiny, plan)
+    assert sorted(four_bit_layers(out, plan)) == ["conv2_a", "conv2_b", "fc"]
+    k = out.get_layer("fc").get_weights()[0]
+    assert max(len(np.unique(k[:, c])) for c in range(k.shape[1])) <= 15  # [-7, 7] times a per-channel scale
+    costs = CostModel(tiny)
+    base = to_tflite(tiny, quantization="int8", representative_data=x_train[:32], verbose=False)
+    costs.calibrate({"size": len(base)})
+    fc_only = Plan({"fc": {"bits": 4}})
+    saved = costs.predict(Plan())["size"] - costs.predict(fc_only)["size"]
+    assert saved == np.prod(tiny.get_layer("fc").kernel.shape) / 2
+    int8 = ["conv1", "conv2", "logits"]
+    blob = to_tflite(apply_oneshot(tiny, fc_only), quantization="int4_int8", representative_data=x_train[:32],
+                     verbose=False, int8_layers=int8)
+    assert costs.predict(fc_only)["size"] == pytest.approx(len(blob), rel=0.1)
+
+
+def test_four_bits_are_refused_where_they_cannot_run_or_be_timed(tiny, data8):
+    from keras_compress.search import search
+
+    with pytest.raises(ConfigError, match="do not run on the Edge TPU"):
+        search(tiny, data8, budget="size=50%", target="edgetpu", methods=("bits",))
+    with pytest.raises(ConfigError, match="latency table measures int8 layers"):
+        search(tiny, data8, budget="latency=0.5x", methods=("filters", "bits"))
+    with pytest.raises(ConfigError, match="bits: expected 4"):
+        Plan({"fc": {"bits": 2}})

@@ -16,7 +16,7 @@ import pytest
 from keras_compress.search import Plan, apply_plan
 from search_helpers import tiny_model
 
-FAST = dict(fine_tune_epochs=1, recovery_steps=0, candidate_steps=10, pareto_points=2, calibration_samples=32)
+FAST = dict(fine_tune_epochs=1, recovery_steps=0, candidate_steps=0, pareto_points=2, calibration_samples=32)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def searched(tiny, data8, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("search")
     lines: list[str] = []
-    result = search(tiny, data8, budget=["size=50%", "accuracy=-20pt"], methods=("filters", "lowrank", "sparsity"),
+    result = search(tiny, data8, budget=["size=50%", "accuracy=-20pt"], methods=("filters", "sparsity"),
                     out_dir=out, progress=lines.append, **FAST)
     return result, out, lines
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from keras_compress.search.plan import Plan, factor_pattern
 
-__all__ = ["apply_structure", "apply_oneshot", "apply_weights", "keep_applied", "apply_plan", "fine_tune_schedule", "kernel_layers", "sparsify_kernel",
+__all__ = ["apply_structure", "apply_oneshot", "apply_weights", "keep_applied", "apply_plan", "four_bit_kernel",
+           "four_bit_layers", "fine_tune_schedule", "kernel_layers", "sparsify_kernel",
            "cluster_kernel"]
 
 
@@ -86,6 +87,17 @@ def cluster_kernel(kernel: np.ndarray, clusters: int, keep_zeros: bool) -> np.nd
     return snapped.reshape(kernel.shape).astype(kernel.dtype)
 
 
+def four_bit_kernel(kernel: np.ndarray) -> np.ndarray:
+    """``kernel`` on the 4-bit grid AI Edge Quantizer exports: symmetric per output channel, ``max|w| / 7``, [-7, 7]."""
+    scale = np.maximum(np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0), 1e-12) / 7.0
+    return (np.clip(np.round(kernel / scale), -7, 7) * scale).astype(kernel.dtype)
+
+
+def four_bit_layers(model, plan: Plan) -> list[str]:
+    """Names of ``model``'s layers the plan puts at 4 bits (both factors of a factorized layer)."""
+    return [layer.name for name in plan.by_method("bits") for layer in kernel_layers(model, name)]
+
+
 def _set_kernel(layer, fn: Callable[[np.ndarray], np.ndarray]) -> None:
     weights = layer.get_weights()
     index = next(i for i, w in enumerate(layer.weights) if w is layer.kernel or w.path == layer.kernel.path)
@@ -101,13 +113,15 @@ def apply_weights(model, plan: Plan) -> None:
                 _set_kernel(layer, lambda k, s=settings["sparsity"]: sparsify_kernel(k, s))
             if "clusters" in settings:
                 _set_kernel(layer, lambda k, n=settings["clusters"], z="sparsity" in settings: cluster_kernel(k, n, z))
+            if "bits" in settings:
+                _set_kernel(layer, four_bit_kernel)
 
 
 def keep_applied(plan: Plan):
     """A Keras callback re-applying the plan's sparsity and clusters after every batch (a brief recovery keeps them)."""
     import keras
 
-    weights = plan.only(("sparsity", "clusters"))
+    weights = plan.only(("sparsity", "clusters", "bits"))
 
     class KeepApplied(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from keras_compress.search.plan import METHODS
 from keras_compress.search.space import DEFAULT_METHODS
 
 __all__ = ["add_parser", "run_command", "check_args"]
@@ -36,7 +37,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--budget", action="append", required=True,
                    help="METRIC=VALUE, repeatable: size=64KB|25%%, gzip=1/12, macs=50%%, latency=0.5x|0.3ms, accuracy=-1pt|0.97")
     c.add_argument("--target", default="cpu", choices=["cpu", "edgetpu"])
-    c.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated (default: all four)")
+    c.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help="comma-separated: filters, sparsity, lowrank, clusters (the default), bits (4-bit weights, CPU only)")
     c.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs per plan (default 6)")
     c.add_argument("--threads", type=int, default=1, help="CPU threads of every latency measurement (default 1)")
     c.add_argument("--no-uniform", action="store_true", help="skip the uniform baseline")
@@ -60,9 +62,9 @@ def check_args(args: argparse.Namespace):
     if (out / "model.keras").resolve() == src.resolve():
         raise OutputError(f"{out}: would overwrite the input model {src}; choose another --out")
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = [m for m in methods if m not in DEFAULT_METHODS]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise ConfigError(f"--methods {args.methods!r}: expected some of {', '.join(DEFAULT_METHODS)}")
+        raise ConfigError(f"--methods {args.methods!r}: expected some of {', '.join(METHODS)}")
     for flag, value in (("--epochs", args.epochs), ("--threads", args.threads)):
         if value < 1:
             raise ConfigError(f"{flag} {value}: expected an integer >= 1")

@@ -53,19 +53,31 @@ def _tensors(layer) -> list[np.ndarray]:
     return [np.asarray(w) for w in layer.get_weights()]
 
 
-def _layer_size(layer) -> int:
-    total = 0
+def _layer_size(layer, four_bit: bool = False) -> float:
+    total = 0.0
     for w in _tensors(layer):
-        per_element = 1 if w.ndim >= 2 else 4
+        per_element = (0.5 if four_bit else 1) if w.ndim >= 2 else 4
         total += w.size * per_element + w.shape[-1] * _QPARAM_BYTES
     return total
 
 
-def _int8_bytes(kernel: np.ndarray) -> bytes:
-    """``kernel`` quantized to int8 per output channel (last axis), output channel first."""
+def _base_name(name: str, plan: Plan) -> str:
+    """The plan's name of a layer: ``fc`` for ``fc_a`` / ``fc_b`` when ``fc`` was factorized."""
+    return name[:-2] if name.endswith(("_a", "_b")) and name[:-2] in plan.layers else name
+
+
+def _int8_bytes(kernel: np.ndarray, four_bit: bool = False) -> bytes:
+    """``kernel`` quantized per output channel (last axis), output channel first: int8, or 4-bit packed two per byte."""
     k = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1)
-    scale = np.maximum(np.abs(k).max(axis=1, keepdims=True), 1e-12) / 127.0
-    return np.clip(np.round(k / scale), -127, 127).astype(np.int8).tobytes()
+    top = 7.0 if four_bit else 127.0
+    scale = np.maximum(np.abs(k).max(axis=1, keepdims=True), 1e-12) / top
+    q = np.clip(np.round(k / scale), -top, top).astype(np.int8).reshape(-1)
+    if not four_bit:
+        return q.tobytes()
+    nibbles = (q.astype(np.uint8) & 0x0F)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
 
 
 class CostModel:
@@ -102,9 +114,9 @@ class CostModel:
         from keras_compress.search.apply import cluster_kernel, sparsify_kernel
         from keras_compress.summary import gzip_size
 
-        base = layer.name[:-2] if layer.name.endswith(("_a", "_b")) and layer.name[:-2] in plan.layers else layer.name
-        s, k = plan.get(base, "sparsity"), plan.get(base, "clusters")
-        key = (skey, layer.name, s, k)
+        base = _base_name(layer.name, plan)
+        s, k, b = plan.get(base, "sparsity"), plan.get(base, "clusters"), plan.get(base, "bits")
+        key = (skey, layer.name, s, k, b)
         if key not in self._gzip:
             blobs = []
             for w in _tensors(layer):
@@ -113,7 +125,7 @@ class CostModel:
                         w = sparsify_kernel(w, s)
                     if k is not None:
                         w = cluster_kernel(w, k, s is not None)
-                    blobs.append(_int8_bytes(w))
+                    blobs.append(_int8_bytes(w, b == 4))
                 else:
                     blobs.append(w.astype(np.int32).tobytes() if w.dtype.kind in "iu" else
                                  np.round(w * 1e4).astype(np.int32).tobytes())
@@ -130,7 +142,8 @@ class CostModel:
             model = self.structure(plan)
             layers = [layer for layer in model.layers if layer.weights]
             costs = {
-                "size": float(sum(_layer_size(layer) for layer in layers)),
+                "size": float(sum(_layer_size(layer, plan.get(_base_name(layer.name, plan), "bits") == 4)
+                                  for layer in layers)),
                 "gzip": float(sum(self._layer_gzip(skey, layer, plan) for layer in layers)),
                 "macs": float(model_macs(model)),
             }
@@ -141,8 +154,8 @@ class CostModel:
 
     def latency(self, plan: Plan) -> float:
         """The latency model's ms for the plan's architecture, without the offset (cached per structure)."""
-        if self.latency_fn is None:
-            return float("nan")
+        if self.latency_fn is None or plan.by_method("bits"):
+            return float("nan")  # the latency table holds int8 layers; 4-bit weights run other kernels
         key = plan.structural().key()
         if key not in self._latency:
             self._latency[key] = float(self.latency_fn(self.structure(plan)))

@@ -10,7 +10,10 @@ allocates:
   becomes ``fc_a`` and ``fc_b``, and the layer's other settings apply to both;
 - ``sparsity``: fraction of the kernel's weights set to zero by magnitude
   (the ``prune`` stage while fine-tuning);
-- ``clusters``: number of distinct kernel values (the ``cluster`` stage).
+- ``clusters``: number of distinct kernel values (the ``cluster`` stage);
+- ``bits``: ``4``: the layer's weights at 4 bits in the file (AI Edge Quantizer,
+  ``to_tflite(quantization="int4_int8")``; the other layers stay int8). CPU
+  runtimes only (not the Edge TPU, not tflite-runtime 2.14), and opt-in.
 
 Structural methods (``filters``, ``lowrank``) change the architecture and are
 applied first, in that order; ``sparsity`` and ``clusters`` change weight values
@@ -41,7 +44,7 @@ from keras_compress.errors import ConfigError
 __all__ = ["Plan", "METHODS", "STRUCTURAL", "PLAN_FORMAT", "check_setting", "factor_pattern"]
 
 #: Every method a plan can hold, in the order they are applied.
-METHODS = ("filters", "lowrank", "sparsity", "clusters")
+METHODS = ("filters", "lowrank", "sparsity", "clusters", "bits")
 #: The methods that change the architecture (applied before the others, without training).
 STRUCTURAL = ("filters", "lowrank")
 #: The ``format`` field of a plan's JSON form.
@@ -52,6 +55,10 @@ def check_setting(where: str, method: str, value: Any) -> Any:
     """``value`` if it is a valid setting of ``method``, else a :class:`ConfigError` naming ``where``."""
     if method not in METHODS:
         raise ConfigError(f"{where}: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if method == "bits":
+        if value != 4 or isinstance(value, bool):
+            raise ConfigError(f"{where}.bits: expected 4 (the layers not listed stay at 8 bits); got {value!r}")
+        return 4
     if method == "clusters":
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ConfigError(f"{where}.clusters: expected an integer >= 2; got {value!r}")

@@ -50,6 +50,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from keras_compress.errors import ConfigError
+from keras_compress.search.apply import four_bit_layers
 from keras_compress.search.budget import Budget, parse_budgets
 from keras_compress.search.plan import Plan
 from keras_compress.search.space import DEFAULT_METHODS
@@ -100,10 +101,17 @@ class _Run:
     say: Callable[[str], None]
     latency: Any = None  # the target's latency model (search.latency)
 
-    def convert(self, model, mode: str = "int8") -> bytes:
+    def convert(self, model, mode: str = "int8", plan: Plan | None = None) -> bytes:
+        """The model as full int8 (``mode``), or int8 with the plan's 4-bit layers (AI Edge Quantizer)."""
         from keras_compress.convert import to_tflite
 
-        return to_tflite(model, quantization=mode, representative_data=self.calibration, verbose=False)
+        four = four_bit_layers(model, plan) if plan is not None and mode == "int8" else []
+        if not four:
+            return to_tflite(model, quantization=mode, representative_data=self.calibration, verbose=False)
+        int8 = [layer.name for layer in model.layers if layer.weights and layer.name not in four
+                and type(layer).__name__ in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D")]
+        return to_tflite(model, quantization="int4_int8", representative_data=self.calibration, verbose=False,
+                         int8_layers=int8)
 
     def measure(self, tflite: bytes) -> dict:
         """Size, gzip and test accuracy (latency comes from :meth:`latencies`, interleaved)."""
@@ -133,7 +141,7 @@ def _limits(budgets: Sequence[Budget], original: dict, target: str) -> tuple[dic
     return limits, floor
 
 
-def _check_args(target: str, methods: Sequence[str], fine_tune_epochs: int, max_rounds: int) -> None:
+def _check_args(target: str, methods: Sequence[str], fine_tune_epochs: int, max_rounds: int, budgets) -> None:
     if target not in TARGETS:
         raise ConfigError(f"search target {target!r}: expected one of {', '.join(TARGETS)}")
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 1:
@@ -142,6 +150,11 @@ def _check_args(target: str, methods: Sequence[str], fine_tune_epochs: int, max_
         raise ConfigError("search methods: give at least one of filters, sparsity, lowrank, clusters")
     if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
         raise ConfigError(f"max_rounds: expected an integer >= 1; got {max_rounds!r}")
+    if "bits" in methods and target == "edgetpu":
+        raise ConfigError("search method 'bits': 4-bit weights do not run on the Edge TPU (int8 only)")
+    if "bits" in methods and any(b.metric == "latency" for b in budgets):
+        raise ConfigError("search method 'bits' with a latency budget: the latency table measures int8 layers; "
+                          "4-bit weights run other kernels (slower than int8 on x86 XNNPACK), so leave 'bits' out")
 
 
 def search(model, data, *, budget, target: str = "cpu", methods: Sequence[str] = DEFAULT_METHODS,
@@ -158,7 +171,8 @@ def search(model, data, *, budget, target: str = "cpu", methods: Sequence[str] =
         data: ``((x_train, y_train), (x_test, y_test))``; the result is reported on the test split.
         budget: ``"size=25%"`` or a list of such (:mod:`~keras_compress.search.budget`).
         target: ``"cpu"`` (XNNPACK, ``num_threads``) or ``"edgetpu"``.
-        methods: some of ``filters``, ``sparsity``, ``lowrank``, ``clusters``.
+        methods: some of ``filters``, ``sparsity``, ``lowrank``, ``clusters``, and ``bits`` (4-bit
+            weights per layer, opt-in: CPU runtimes with int4 kernels only; not with a latency budget).
         validation_data: ``(x, y)`` for the sensitivity analysis (default: 20% of the training data, then not trained on).
         fine_tune_epochs: epochs of fine-tuning per plan (the searched and the uniform one alike).
         teacher: ``"original"`` (distil from ``model``), a Keras model, or ``None`` (labels only).
@@ -183,8 +197,8 @@ def search(model, data, *, budget, target: str = "cpu", methods: Sequence[str] =
     from keras_compress.progress import Progress
     from keras_compress.search import steps
 
-    _check_args(target, methods, fine_tune_epochs, max_rounds)
     budgets = parse_budgets(budget)
+    _check_args(target, methods, fine_tune_epochs, max_rounds, budgets)
     say = progress or Progress()
     folder = Path(out_dir) if out_dir is not None else None
     cache = Path(cache_dir) if cache_dir is not None else folder

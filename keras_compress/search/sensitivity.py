@@ -121,7 +121,7 @@ def _recover(student, teacher, recovery: tuple, steps: int, plan: Plan, batch_si
     n = min(len(x), steps * batch_size)
     d = Distiller(teacher, student, student_loss_weight=0.5, temperature=4.0)
     d.compile(optimizer=keras.optimizers.Adam(1e-3))
-    callbacks = [keep_applied(plan)] if any(m in plan.methods() for m in ("sparsity", "clusters")) else []
+    callbacks = [keep_applied(plan)] if any(m in plan.methods() for m in ("sparsity", "clusters", "bits")) else []
     d.fit(x[:n], y[:n], epochs=1, batch_size=batch_size, verbose=0, shuffle=False, callbacks=callbacks)
 
 

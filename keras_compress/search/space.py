@@ -39,9 +39,12 @@ LEVELS: Mapping[str, tuple] = {
     "lowrank": (0.5, 0.25, 0.125),
     "sparsity": (0.5, 0.75, 0.9, 0.95),
     "clusters": (32, 16, 8),
+    "bits": (4,),
 }
-#: What ``search`` allocates unless told otherwise.
+#: What ``search`` allocates unless told otherwise (``bits`` is opt-in: 4-bit weights run on CPU runtimes only).
 DEFAULT_METHODS = ("filters", "sparsity", "lowrank", "clusters")
+#: Layer types whose weights AI Edge Quantizer takes at 4 bits.
+FOUR_BIT_TYPES = ("Dense", "Conv1D", "Conv2D")
 
 
 def _filter_candidates(model) -> list[str]:
@@ -82,6 +85,8 @@ def candidate_layers(model, method: str) -> list[str]:
         return _filter_candidates(model)
     if method == "lowrank":
         return _lowrank_candidates(model)
+    if method == "bits":
+        return [layer.name for layer in model.layers if type(layer).__name__ in FOUR_BIT_TYPES]
     if method == "sparsity":
         from keras_compress.pruning.recipes import prunable_layer_names
 

@@ -117,7 +117,7 @@ def _measure_plan(model, run, plan: Plan, options: dict, original: dict) -> tupl
 
     tuned = apply_plan(model, plan, (run.fit, run.test), epochs=options["epochs"], teacher=options["teacher"],
                        seed=options["seed"], progress=run.say)
-    tflite = run.convert(tuned)
+    tflite = run.convert(tuned, plan=plan)
     measured = run.measure(tflite)
     measured["macs"] = float(model_macs(tuned))
     ref, lat = run.latencies([original["tflite"], tflite], [original["model"], tuned])
@@ -190,7 +190,7 @@ def final_measurements(model, run, costs, sens, original: dict, results: list[di
     candidates = []
     for plan in trajectory_points(trace, points)[:-1] if points > 1 else []:
         oneshot = apply_oneshot(model, plan)
-        tflite = run.convert(oneshot)
+        tflite = run.convert(oneshot, plan=plan)
         measured = dict(run.measure(tflite), macs=float(model_macs(oneshot)))
         candidates.append({"kind": "one-shot", "plan": plan, "model": oneshot, "tflite": tflite, "measured": measured,
                            "predicted": costs.predict(plan, latency=False), "predicted_accuracy": sens.predicted_accuracy(plan)})
