@@ -254,6 +254,13 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"keras-compress {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        # A Ctrl-C that lands inside TensorFlow's C++ can come back as another exception (pybind11:
+        # "MISMATCH of original and normalized active exception types ... KeyboardInterrupt"): it is the interrupt.
+        if args.interrupts.seen:
+            print(f"keras-compress {args.command}: interrupted", file=sys.stderr)
+            return 130
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

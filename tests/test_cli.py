@@ -246,3 +246,23 @@ def test_ctrl_c_during_a_run_exits_130_and_leaves_only_recorded_files(tmp_path):
     recorded = set(json.loads((out / "manifest.json").read_text())["files"])
     present = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
     assert present == recorded and not any(".tmp" in p for p in present)
+
+
+def test_an_exception_after_ctrl_c_is_the_interrupt(monkeypatch, capsys):
+    """A Ctrl-C landing in TensorFlow's C++ may surface as a RuntimeError (pybind11): still exit 130, no traceback."""
+    from keras_compress import cli as cli_module
+
+    def fake(args):
+        args.interrupts.seen = True
+        raise RuntimeError("pybind11::error_already_set: MISMATCH ... REPLACED BY KeyboardInterrupt")
+
+    monkeypatch.setattr(cli_module, "_cmd_report", fake)
+    assert cli_module.main(["report", "somewhere"]) == 130
+    assert capsys.readouterr().err.strip() == "keras-compress report: interrupted"
+
+    def failing(args):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(cli_module, "_cmd_report", failing)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        cli_module.main(["report", "somewhere"])
