@@ -301,3 +301,22 @@ def test_four_bits_are_refused_where_they_cannot_run_or_be_timed(tiny, data8):
         search(tiny, data8, budget="latency=0.5x", methods=("filters", "bits"))
     with pytest.raises(ConfigError, match="bits: expected 4"):
         Plan({"fc": {"bits": 2}})
+
+
+def test_final_latencies_name_a_model_whose_rounds_disagree(monkeypatch, tmp_path):
+    """A search's latency figures are medians of 15 rounds; a model whose median is far above its fastest round is said."""
+    from keras_compress.search import latency
+    from keras_compress.search.targets import CpuLatency
+
+    calls = {}
+
+    def fake(models, *, num_threads, rounds):
+        calls["rounds"] = rounds
+        return {"0": {"median_ms": 1.0, "rounds_ms": [0.9, 1.0, 1.1]}, "1": {"median_ms": 2.0, "rounds_ms": [1.5, 2.0, 2.1]}}
+
+    monkeypatch.setattr(latency, "measure_tflite", fake)
+    said = []
+    cpu = CpuLatency(tmp_path / "table.json", progress=said.append)
+    assert cpu.measure_models([b"a", b"b"]) == [1.0, 2.0]
+    assert calls["rounds"] == 15
+    assert len(said) == 1 and "model 2 of 2" in said[0] and "1.33x" in said[0] and "1.500 ms" in said[0]

@@ -207,3 +207,19 @@ def test_edgetpu_estimate_is_labelled_and_streams_beyond_the_cache():
     assert edgetpu_latency_ms(macs=2e8, param_bytes=0)["compute_ms"] == pytest.approx(2 * small["compute_ms"])
     with pytest.raises(LatencyTableError, match="utilization=0"):
         edgetpu_latency_ms(1, 1, utilization=0)
+
+
+def test_an_entry_is_its_fastest_round_not_its_median(tmp_path):
+    """Interference only adds time: rounds on two levels (another vCPU busy) must not pick the slow one."""
+    import json
+
+    from keras_compress.search.latency import TABLE_FORMAT, LatencyTable
+
+    path = tmp_path / "table.json"
+    key = LatencyTable(None).key
+    rounds = [0.0442, 0.065, 0.0651, 0.065, 0.0649]  # measured here: a 12-filter conv, 0.044 ms when alone
+    path.write_text(json.dumps({"format": TABLE_FORMAT, "tables": {key: {"entries": {"sig": {"samples": rounds}}}}}))
+    table = LatencyTable(path, rounds=5)
+    assert table.entries == {"sig": 0.0442}
+    table.save()
+    assert json.loads(path.read_text())["tables"][key]["entries"]["sig"]["ms"] == 0.0442
