@@ -61,7 +61,7 @@ def row(name: str, m: dict) -> list:
 def markdown(results: dict, m: dict) -> str:
     out = ["# Budget search on the demo CNN (keras_compress.search)", "",
            "Every figure measured on the converted int8 .tflite (accuracy on the 359 test images; latency "
-           "XNNPACK 1 thread, the models of one budget timed side by side in interleaved rounds). "
+           "XNNPACK 1 thread, the models of one budget timed side by side in 15 interleaved rounds, median of the per-round medians). "
            f"Fine-tuning {results['epochs']} epochs distilled from the original, the same for both plans. "
            "Command: `TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python bench/bench_search.py`.", ""]
     header = ["model", "accuracy", "int8 size", "gzip", "MACs", "latency"]

