@@ -12,8 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import pytest
 
-# Edge TPU fixtures: hand-built and converted .tflite models, the fake compiler, a fake libedgetpu.
-pytest_plugins = ["fakes.fixtures"]
+# Edge TPU fixtures: hand-built and converted .tflite models, the fake compiler, a fake libedgetpu;
+# the search tests' tiny CNN (data8, tiny).
+pytest_plugins = ["fakes.fixtures", "search_helpers"]
 
 
 @pytest.fixture(scope="session")

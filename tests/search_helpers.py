@@ -1,6 +1,12 @@
-"""The small functional CNN the search tests compress (conv1 -> pool -> conv2 -> flatten -> fc -> logits)."""
+"""The small functional CNN the search tests compress (conv1 -> pool -> conv2 -> flatten -> fc -> logits).
+
+Its fixtures ``data8`` and ``tiny`` (module-scoped) reach every test through tests/conftest.py's ``pytest_plugins``;
+a test module with its own ``tiny`` keeps it.
+"""
 
 from __future__ import annotations
+
+import pytest
 
 
 def tiny_model(input_shape, data, epochs: int = 3):
@@ -20,3 +26,17 @@ def tiny_model(input_shape, data, epochs: int = 3):
     (x_train, y_train), _ = data
     model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="module")
+def data8():
+    """The digits at 8x8."""
+    from keras_compress.datasets import load_digits
+
+    return load_digits(image_size=8)
+
+
+@pytest.fixture(scope="module")
+def tiny(data8):
+    """:func:`tiny_model` trained on ``data8``."""
+    return tiny_model((8, 8, 1), data8)

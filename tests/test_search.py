@@ -12,19 +12,6 @@ from keras_compress.search import Budget, Plan, SearchSpace, apply_oneshot, pars
 from keras_compress.search.allocate import excess, greedy, uniform
 from keras_compress.search.cost import CostModel
 from keras_compress.search.sensitivity import analyse
-from search_helpers import tiny_model
-
-
-@pytest.fixture(scope="module")
-def data8():
-    from keras_compress.datasets import load_digits
-
-    return load_digits(image_size=8)
-
-
-@pytest.fixture(scope="module")
-def tiny(data8):
-    return tiny_model((8, 8, 1), data8)
 
 
 # --- plans and budgets -------------------------------------------------------------------------------

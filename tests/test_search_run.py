@@ -20,18 +20,6 @@ FAST = dict(fine_tune_epochs=1, recovery_steps=0, candidate_steps=0, pareto_poin
 
 
 @pytest.fixture(scope="module")
-def data8():
-    from keras_compress.datasets import load_digits
-
-    return load_digits(image_size=8)
-
-
-@pytest.fixture(scope="module")
-def tiny(data8):
-    return tiny_model((8, 8, 1), data8)
-
-
-@pytest.fixture(scope="module")
 def searched(tiny, data8, tmp_path_factory):
     from keras_compress.search import search
 
